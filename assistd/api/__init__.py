@@ -1,0 +1,1 @@
+"""The HTTP layer: translates between the wire and the services. No business rules live here."""

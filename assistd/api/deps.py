@@ -1,0 +1,70 @@
+"""Request dependencies: who is calling (their project) and the services bound to it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from assistd.config import Settings
+from assistd.errors import AuthenticationFailed
+from assistd.services.assistants import AssistantService
+from assistd.services.messages import MessageService
+from assistd.services.scope import Scope
+from assistd.services.threads import ThreadService
+from assistd.store.database import Database
+from assistd.store.tables import DEFAULT_PROJECT_ID
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def resolve_project(request: Request) -> str:
+    """The project the request acts in. Open mode (no keys configured) serves the default project."""
+    settings: Settings = request.app.state.settings
+    if settings.open_mode:
+        return DEFAULT_PROJECT_ID
+    token = _bearer(request)
+    if token is None:
+        raise AuthenticationFailed(
+            "You didn't provide an API key. You need to provide your API key in an Authorization header "
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            code="missing_api_key",
+        )
+    if token not in settings.api_key_set:
+        raise AuthenticationFailed(f"Incorrect API key provided: {_redact(token)}.", code="invalid_api_key")
+    return DEFAULT_PROJECT_ID
+
+
+def _redact(token: str) -> str:
+    return f"{token[:3]}***{token[-4:]}" if len(token) > 10 else "***"
+
+
+def get_scope(request: Request, project_id: Annotated[str, Depends(resolve_project)]) -> Scope:
+    database: Database = request.app.state.database
+    return Scope(database=database, project_id=project_id)
+
+
+ScopeDep = Annotated[Scope, Depends(get_scope)]
+
+
+def assistant_service(scope: ScopeDep) -> AssistantService:
+    return AssistantService(scope)
+
+
+def thread_service(scope: ScopeDep) -> ThreadService:
+    return ThreadService(scope)
+
+
+def message_service(scope: ScopeDep) -> MessageService:
+    return MessageService(scope)
+
+
+Assistants = Annotated[AssistantService, Depends(assistant_service)]
+Threads = Annotated[ThreadService, Depends(thread_service)]
+Messages = Annotated[MessageService, Depends(message_service)]

@@ -1,0 +1,87 @@
+"""Pure ASGI middleware (cheaper than Starlette's BaseHTTPMiddleware on every request)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = b"x-request-id"
+
+
+def _envelope(message: str, param: str | None = None) -> bytes:
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    return json.dumps({"error": error}).encode()
+
+
+async def _send_error(send: Send, status: int, body: bytes, request_id: bytes) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (REQUEST_ID_HEADER, request_id),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestGuard:
+    """Gives every response an ``x-request-id``, and refuses, before any parsing:
+
+    * bodies over ``max_body_bytes`` (413), by Content-Length or while the body streams in;
+    * an ``OpenAI-Beta: assistants=v1`` header (400): assistd speaks v2 only.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = f"req_{secrets.token_hex(16)}".encode()
+        scope.setdefault("state", {})["request_id"] = request_id.decode()
+        headers = dict(scope["headers"])
+
+        beta = headers.get(b"openai-beta", b"").decode("latin-1")
+        if "assistants=" in beta and "assistants=v2" not in beta:
+            message = (
+                f"Invalid 'OpenAI-Beta' header '{beta}': this server implements the Assistants API v2 "
+                "only. Send 'OpenAI-Beta: assistants=v2' (the openai SDK does since version 1.21)."
+            )
+            await _send_error(send, 400, _envelope(message, "OpenAI-Beta"), request_id)
+            return
+
+        too_large = f"Request body too large: this server accepts at most {self.max_body_bytes} bytes."
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _send_error(send, 413, _envelope(too_large), request_id)
+            return
+
+        received = 0
+
+        async def counting_receive() -> Message:
+            # A chunked body has no Content-Length: count it as it arrives. The HTTPException reaches
+            # the app's error handlers, which answer 413 in the usual envelope.
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise HTTPException(413, too_large)
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), (REQUEST_ID_HEADER, request_id)]
+            await send(message)
+
+        await self.app(scope, counting_receive, send_with_id)

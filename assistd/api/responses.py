@@ -1,0 +1,31 @@
+"""Serialising the SDK's models onto the wire."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Query
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from assistd.protocol.pagination import Order, PageRequest
+
+
+def json_response(obj: BaseModel, status_code: int = 200) -> Response:
+    # exclude_unset: every top-level field is set explicitly (nullable fields as null), while the SDK's
+    # optional nested fields that were never set stay off the wire, as OpenAI's own responses do.
+    return Response(
+        obj.model_dump_json(exclude_unset=True), status_code=status_code, media_type="application/json"
+    )
+
+
+def page_request(
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    order: Order = "desc",
+    after: str | None = None,
+    before: str | None = None,
+) -> PageRequest:
+    return PageRequest(limit=limit, order=order, after=after, before=before)
+
+
+PageQuery = Annotated[PageRequest, Depends(page_request)]

@@ -1,0 +1,56 @@
+"""The ASGI application: wiring of settings, database, middleware, error handlers and routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from assistd import __version__
+from assistd.api import assistants, health, messages, threads
+from assistd.api.errors import install_error_handlers
+from assistd.api.middleware import RequestGuard
+from assistd.config import Settings
+from assistd.store import migrate
+from assistd.store.database import Database
+
+logger = logging.getLogger("assistd")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database = Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
+        if settings.auto_migrate:
+            await migrate.upgrade(database)
+        if settings.open_mode:
+            logger.warning(
+                "ASSISTD_API_KEYS is not set: open mode, any bearer key (or none) is accepted. "
+                "Set ASSISTD_API_KEYS before exposing this server to anyone."
+            )
+        app.state.database = database
+        try:
+            yield
+        finally:
+            await database.close()
+
+    app = FastAPI(
+        title="assistd",
+        version=__version__,
+        summary="A self-hosted server for OpenAI's Assistants API v2.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+
+    v1 = APIRouter(prefix="/v1")
+    for module in (assistants, threads, messages):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    app.include_router(health.router)
+    return app

@@ -1,0 +1,61 @@
+"""All settings in one place. Every value can be set with an ``ASSISTD_*`` environment variable."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("assistd", appauthor=False))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTD_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Where the embedded SQLite database and stored files live.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; overrides the embedded SQLite database "
+        "(e.g. postgresql+asyncpg://user@host/db).",
+    )
+    api_keys: str = Field(
+        default="",
+        description="Comma-separated static API keys. Empty: open mode, any bearer key is accepted.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    log_level: str = "info"
+    max_body_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        ge=1024,
+        description="Largest JSON request body accepted; larger bodies get 413.",
+    )
+    auto_migrate: bool = Field(default=True, description="Apply database migrations at start.")
+    db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
+
+    @field_validator("data_dir")
+    @classmethod
+    def _expand(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    @cached_property
+    def api_key_set(self) -> frozenset[str]:
+        return frozenset(key.strip() for key in self.api_keys.split(",") if key.strip())
+
+    @property
+    def open_mode(self) -> bool:
+        return not self.api_key_set
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'assistd.db'}"

@@ -1,0 +1,33 @@
+"""Object ids: OpenAI's prefixes followed by 24 random base62 characters (~143 bits)."""
+
+from __future__ import annotations
+
+import secrets
+import string
+import time
+from enum import StrEnum
+
+_ALPHABET = string.ascii_letters + string.digits
+_RANDOM_LENGTH = 24
+
+
+class Prefix(StrEnum):
+    ASSISTANT = "asst_"
+    THREAD = "thread_"
+    MESSAGE = "msg_"
+    RUN = "run_"
+    STEP = "step_"
+    TOOL_CALL = "call_"
+    FILE = "file-"
+    VECTOR_STORE = "vs_"
+    FILE_BATCH = "vsfb_"
+    REQUEST = "req_"
+
+
+def new_id(prefix: Prefix) -> str:
+    return prefix.value + "".join(secrets.choice(_ALPHABET) for _ in range(_RANDOM_LENGTH))
+
+
+def now() -> int:
+    """The current time as the API reports it: integer Unix seconds."""
+    return int(time.time())

@@ -1,0 +1,222 @@
+"""Pieces shared by several request bodies: metadata, tools, tool resources, response formats."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+METADATA_MAX_PAIRS = 16
+METADATA_MAX_KEY = 64
+METADATA_MAX_VALUE = 512
+
+
+def find_nul(value: Any, path: str = "") -> str | None:
+    """The path (``messages[0].content``) of the first string holding a NUL character, if any."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return path or key
+            found = find_nul(item, f"{path}.{key}" if path else key)
+            if found is not None:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = find_nul(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
+
+class RequestModel(BaseModel):
+    """Base of every request body: unknown fields are refused, as OpenAI does."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RequestBody(RequestModel):
+    """A whole request body. NUL characters are refused anywhere in it: PostgreSQL cannot store them,
+    and no legitimate client sends them."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        path = find_nul(data)
+        if path is not None:
+            # The error names the field; the HTTP layer turns ctx["param"] into the error's param.
+            raise PydanticCustomError(
+                "nul_character", "NUL characters (\\u0000) are not allowed.", {"param": path}
+            )
+        return data
+
+
+def _check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if len(value) > METADATA_MAX_PAIRS:
+        raise ValueError(
+            f"too many properties. Expected an object with at most {METADATA_MAX_PAIRS} properties, "
+            f"but got an object with {len(value)} properties instead."
+        )
+    for key, item in value.items():
+        if len(key) > METADATA_MAX_KEY:
+            raise ValueError(
+                f"key '{key[:METADATA_MAX_KEY]}...' too long. Expected a key with maximum length "
+                f"{METADATA_MAX_KEY}, but got a key with length {len(key)} instead."
+            )
+        if len(item) > METADATA_MAX_VALUE:
+            raise ValueError(
+                f"value of '{key}' too long. Expected a string with maximum length "
+                f"{METADATA_MAX_VALUE}, but got a string with length {len(item)} instead."
+            )
+    return value
+
+
+Metadata = Annotated[dict[str, str] | None, AfterValidator(_check_metadata)]
+"""Up to 16 string pairs; keys up to 64 characters, values up to 512."""
+
+FunctionName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]+$", min_length=1, max_length=64)]
+
+
+class FunctionDefinition(RequestModel):
+    name: FunctionName
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class FunctionTool(RequestModel):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class CodeInterpreterTool(RequestModel):
+    type: Literal["code_interpreter"]
+
+
+class RankingOptions(RequestModel):
+    ranker: Literal["auto", "default_2024_08_21"] | None = None
+    score_threshold: float = Field(ge=0, le=1)
+
+
+class FileSearchSettings(RequestModel):
+    max_num_results: int | None = Field(default=None, ge=1, le=50)
+    ranking_options: RankingOptions | None = None
+
+
+class FileSearchTool(RequestModel):
+    type: Literal["file_search"]
+    file_search: FileSearchSettings | None = None
+
+
+class FileSearchTypeOnly(RequestModel):
+    type: Literal["file_search"]
+
+
+AssistantTool = Annotated[
+    CodeInterpreterTool | FileSearchTool | FunctionTool, Field(discriminator="type")
+]
+
+ASSISTANT_MAX_TOOLS = 128
+
+
+class CodeInterpreterResources(RequestModel):
+    file_ids: list[str] = Field(default_factory=list, max_length=20)
+
+
+class StaticChunking(RequestModel):
+    max_chunk_size_tokens: int = Field(ge=100, le=4096)
+    chunk_overlap_tokens: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _overlap_at_most_half(self) -> StaticChunking:
+        if self.chunk_overlap_tokens > self.max_chunk_size_tokens // 2:
+            raise ValueError("chunk_overlap_tokens must not exceed half of max_chunk_size_tokens.")
+        return self
+
+
+class AutoChunkingStrategy(RequestModel):
+    type: Literal["auto"]
+
+
+class StaticChunkingStrategy(RequestModel):
+    type: Literal["static"]
+    static: StaticChunking
+
+
+ChunkingStrategy = Annotated[AutoChunkingStrategy | StaticChunkingStrategy, Field(discriminator="type")]
+
+
+class VectorStoreHelper(RequestModel):
+    """``tool_resources.file_search.vector_stores[]``: asks the server to make a vector store on the fly."""
+
+    file_ids: list[str] = Field(default_factory=list)
+    chunking_strategy: ChunkingStrategy | None = None
+    metadata: Metadata = None
+
+
+class FileSearchResources(RequestModel):
+    vector_store_ids: list[str] | None = Field(default=None, max_length=1)
+
+
+class FileSearchCreateResources(FileSearchResources):
+    vector_stores: list[VectorStoreHelper] | None = Field(default=None, max_length=1)
+
+
+class ToolResources(RequestModel):
+    """Tool resources as modify requests accept them: ids only."""
+
+    code_interpreter: CodeInterpreterResources | None = None
+    file_search: FileSearchResources | None = None
+
+
+class ToolResourcesCreate(ToolResources):
+    """Tool resources as create requests accept them: the vector store helper is allowed too."""
+
+    file_search: FileSearchCreateResources | None = None
+
+
+class ResponseFormatText(RequestModel):
+    type: Literal["text"]
+
+
+class ResponseFormatJsonObject(RequestModel):
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(RequestModel):
+    name: FunctionName
+    description: str | None = None
+    # "schema" shadows a BaseModel attribute, hence the alias.
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ResponseFormatJsonSchema(RequestModel):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+ResponseFormat = (
+    Literal["auto"]
+    | Annotated[
+        ResponseFormatText | ResponseFormatJsonObject | ResponseFormatJsonSchema,
+        Field(discriminator="type"),
+    ]
+)
+
+Temperature = Annotated[float | None, Field(ge=0, le=2)]
+TopP = Annotated[float | None, Field(ge=0, le=1)]
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+
+
+def dump_response_format(value: ResponseFormat | None) -> str | dict[str, Any] | None:
+    """The stored and returned form of a response format."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.model_dump(mode="json", by_alias=True, exclude_unset=True)

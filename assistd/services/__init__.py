@@ -1,0 +1,1 @@
+"""Domain services: the rules of each resource. They know the store, never HTTP."""

@@ -1,0 +1,100 @@
+"""Messages of a thread: create, read, modify, delete, list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.errors import NotFound
+from assistd.ids import Prefix, new_id, now
+from assistd.protocol.messages import ContentPart, MessageCreate, MessageModify, TextPart
+from assistd.protocol.pagination import Page, PageRequest
+from assistd.services.common import dump
+from assistd.services.scope import Scope
+from assistd.store import tables
+from assistd.store.repositories import MessageRepository, ThreadRepository
+from assistd.types import Message, MessageDeleted
+
+
+def text_part(value: str) -> dict[str, Any]:
+    return {"type": "text", "text": {"value": value, "annotations": []}}
+
+
+def stored_content(content: str | list[ContentPart]) -> list[dict[str, Any]]:
+    """Request content (a string or parts) as the response's content parts."""
+    if isinstance(content, str):
+        return [text_part(content)]
+    return [text_part(part.text) if isinstance(part, TextPart) else dump(part) for part in content]
+
+
+def new_message_row(thread_id: str, request: MessageCreate, created_at: int) -> dict[str, Any]:
+    """The stored form of a message a client adds: complete at once, made by no run."""
+    return {
+        "id": new_id(Prefix.MESSAGE),
+        "created_at": created_at,
+        "thread_id": thread_id,
+        "status": "completed",
+        "incomplete_details": None,
+        "completed_at": created_at,
+        "incomplete_at": None,
+        "role": request.role,
+        "content": stored_content(request.content),
+        "assistant_id": None,
+        "run_id": None,
+        "attachments": [dump(attachment) for attachment in request.attachments or []],
+        "metadata": request.metadata or {},
+    }
+
+
+class MessageService:
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def _require_thread(self, conn: AsyncConnection, thread_id: str) -> None:
+        if await ThreadRepository(conn, self.scope.project_id).get(thread_id) is None:
+            raise NotFound("thread", thread_id)
+
+    async def create(self, thread_id: str, request: MessageCreate) -> Message:
+        async with self.scope.database.write() as conn:
+            await self._require_thread(conn, thread_id)
+            row = new_message_row(thread_id, request, now())
+            return await MessageRepository(conn, self.scope.project_id).insert(row)
+
+    async def get(self, thread_id: str, message_id: str) -> Message:
+        async with self.scope.database.read() as conn:
+            await self._require_thread(conn, thread_id)
+            message = await MessageRepository(conn, self.scope.project_id).get(
+                message_id, tables.messages.c.thread_id == thread_id
+            )
+        if message is None:
+            raise NotFound("message", message_id)
+        return message
+
+    async def modify(self, thread_id: str, message_id: str, request: MessageModify) -> Message:
+        async with self.scope.database.write() as conn:
+            await self._require_thread(conn, thread_id)
+            message = await MessageRepository(conn, self.scope.project_id).update(
+                message_id, {"metadata": request.metadata or {}}, tables.messages.c.thread_id == thread_id
+            )
+        if message is None:
+            raise NotFound("message", message_id)
+        return message
+
+    async def delete(self, thread_id: str, message_id: str) -> MessageDeleted:
+        async with self.scope.database.write() as conn:
+            await self._require_thread(conn, thread_id)
+            deleted = await MessageRepository(conn, self.scope.project_id).delete(
+                message_id, tables.messages.c.thread_id == thread_id
+            )
+        if not deleted:
+            raise NotFound("message", message_id)
+        return MessageDeleted(id=message_id, object="thread.message.deleted", deleted=True)
+
+    async def list(self, thread_id: str, page: PageRequest, run_id: str | None = None) -> Page[Message]:
+        where = [tables.messages.c.thread_id == thread_id]
+        if run_id is not None:
+            where.append(tables.messages.c.run_id == run_id)
+        async with self.scope.database.read() as conn:
+            await self._require_thread(conn, thread_id)
+            return await MessageRepository(conn, self.scope.project_id).page(page, *where)

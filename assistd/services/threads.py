@@ -1,0 +1,67 @@
+"""Threads: create (with initial messages), read, modify, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from assistd.errors import NotFound
+from assistd.ids import Prefix, new_id, now
+from assistd.protocol.threads import ThreadCreate, ThreadModify
+from assistd.services.common import stored_tool_resources
+from assistd.services.messages import new_message_row
+from assistd.services.scope import Scope
+from assistd.store import tables
+from assistd.store.repositories import MessageRepository, ThreadRepository
+from assistd.types import Thread, ThreadDeleted
+
+
+class ThreadService:
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    async def create(self, request: ThreadCreate) -> Thread:
+        created_at = now()
+        values = {
+            "id": new_id(Prefix.THREAD),
+            "created_at": created_at,
+            "tool_resources": stored_tool_resources(request.tool_resources),
+            "metadata": request.metadata or {},
+        }
+        rows = [new_message_row(values["id"], message, created_at) for message in request.messages]
+        # One transaction: the thread and all its first messages, or nothing.
+        async with self.scope.database.write() as conn:
+            thread = await ThreadRepository(conn, self.scope.project_id).insert(values)
+            await MessageRepository(conn, self.scope.project_id).insert_many(rows)
+        return thread
+
+    async def get(self, thread_id: str) -> Thread:
+        async with self.scope.database.read() as conn:
+            thread = await ThreadRepository(conn, self.scope.project_id).get(thread_id)
+        if thread is None:
+            raise NotFound("thread", thread_id)
+        return thread
+
+    async def modify(self, thread_id: str, request: ThreadModify) -> Thread:
+        changes: dict[str, Any] = {}
+        if "tool_resources" in request.model_fields_set:
+            changes["tool_resources"] = stored_tool_resources(request.tool_resources)
+        if "metadata" in request.model_fields_set:
+            changes["metadata"] = request.metadata or {}
+        async with self.scope.database.write() as conn:
+            repository = ThreadRepository(conn, self.scope.project_id)
+            thread = (
+                await repository.update(thread_id, changes) if changes else await repository.get(thread_id)
+            )
+        if thread is None:
+            raise NotFound("thread", thread_id)
+        return thread
+
+    async def delete(self, thread_id: str) -> ThreadDeleted:
+        async with self.scope.database.write() as conn:
+            await MessageRepository(conn, self.scope.project_id).delete_where(
+                tables.messages.c.thread_id == thread_id
+            )
+            deleted = await ThreadRepository(conn, self.scope.project_id).delete(thread_id)
+        if not deleted:
+            raise NotFound("thread", thread_id)
+        return ThreadDeleted(id=thread_id, object="thread.deleted", deleted=True)

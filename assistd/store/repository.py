@@ -1,0 +1,129 @@
+"""A repository: the rows of one table that belong to one project, read and written as API objects."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import ColumnElement, Select, Table, delete, insert, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.errors import InvalidRequest
+from assistd.protocol.pagination import Page, PageRequest
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Repository(Generic[T]):
+    """Subclasses name the table, the SDK model its rows become, and the columns that form the object."""
+
+    table: ClassVar[Table]
+    model: ClassVar[type[BaseModel]]
+    object_name: ClassVar[str]  # the wire ``object`` string, e.g. "thread.message"
+    kind: ClassVar[str]  # how errors name it, e.g. "message"
+    columns: ClassVar[Sequence[str]]  # the table columns that are fields of the object
+
+    def __init__(self, conn: AsyncConnection, project_id: str) -> None:
+        self.conn = conn
+        self.project_id = project_id
+
+    # -- mapping -----------------------------------------------------------------------------------
+
+    def to_object(self, row: Mapping[str, Any]) -> T:
+        data = {name: row[name] for name in self.columns}
+        data["object"] = self.object_name
+        return self.model.model_validate(data)  # type: ignore[return-value]
+
+    def _select(self, *where: ColumnElement[bool]) -> Select[Any]:
+        cols = [self.table.c[name] for name in self.columns]
+        return select(*cols).where(self.table.c.project_id == self.project_id, *where)
+
+    # -- single objects ----------------------------------------------------------------------------
+
+    async def insert(self, values: Mapping[str, Any]) -> T:
+        await self.conn.execute(insert(self.table).values(project_id=self.project_id, **values))
+        return self.to_object(values)
+
+    async def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> list[T]:
+        if rows:
+            await self.conn.execute(
+                insert(self.table), [{"project_id": self.project_id, **row} for row in rows]
+            )
+        return [self.to_object(row) for row in rows]
+
+    async def get(self, object_id: str, *where: ColumnElement[bool]) -> T | None:
+        result = await self.conn.execute(self._select(self.table.c.id == object_id, *where))
+        row = result.mappings().first()
+        return None if row is None else self.to_object(row)
+
+    async def update(self, object_id: str, values: Mapping[str, Any], *where: ColumnElement[bool]) -> T | None:
+        """Change the given columns; returns the updated object, or None when it is not there."""
+        statement = (
+            update(self.table)
+            .where(self.table.c.id == object_id, self.table.c.project_id == self.project_id, *where)
+            .values(**values)
+            .returning(*[self.table.c[name] for name in self.columns])
+        )
+        row = (await self.conn.execute(statement)).mappings().first()
+        return None if row is None else self.to_object(row)
+
+    async def delete(self, object_id: str, *where: ColumnElement[bool]) -> bool:
+        statement = delete(self.table).where(
+            self.table.c.id == object_id, self.table.c.project_id == self.project_id, *where
+        )
+        result = await self.conn.execute(statement)
+        return bool(result.rowcount)
+
+    async def delete_where(self, *where: ColumnElement[bool]) -> int:
+        statement = delete(self.table).where(self.table.c.project_id == self.project_id, *where)
+        return int((await self.conn.execute(statement)).rowcount)
+
+    # -- lists -------------------------------------------------------------------------------------
+
+    async def page(self, request: PageRequest, *where: ColumnElement[bool]) -> Page[T]:
+        """One page in (created_at, seq) order: a total order even when many objects share a second."""
+        key = tuple_(self.table.c.created_at, self.table.c.seq)
+        ascending = request.order == "asc"
+        conditions = list(where)
+        if request.after is not None:
+            cursor = await self._cursor(request.after, "after", where)
+            conditions.append(key > cursor if ascending else key < cursor)
+        if request.before is not None:
+            cursor = await self._cursor(request.before, "before", where)
+            conditions.append(key < cursor if ascending else key > cursor)
+
+        # With only `before`, the page is the `limit` objects just before the cursor: read them walking
+        # away from it, then turn them back into the requested order.
+        reverse = request.before is not None and request.after is None
+        walk_ascending = ascending != reverse
+        order = (
+            (self.table.c.created_at.asc(), self.table.c.seq.asc())
+            if walk_ascending
+            else (self.table.c.created_at.desc(), self.table.c.seq.desc())
+        )
+        statement = self._select(*conditions).order_by(*order).limit(request.limit + 1)
+        rows = list((await self.conn.execute(statement)).mappings())
+        has_more = len(rows) > request.limit
+        rows = rows[: request.limit]
+        if reverse:
+            rows.reverse()
+        data: list[T] = [self.to_object(row) for row in rows]
+        return Page[T](
+            object="list",
+            data=data,
+            first_id=data[0].id if data else None,  # type: ignore[attr-defined]
+            last_id=data[-1].id if data else None,  # type: ignore[attr-defined]
+            has_more=has_more,
+        )
+
+    async def _cursor(self, object_id: str, param: str, where: Sequence[ColumnElement[bool]]) -> Any:
+        statement = select(self.table.c.created_at, self.table.c.seq).where(
+            self.table.c.id == object_id, self.table.c.project_id == self.project_id, *where
+        )
+        row = (await self.conn.execute(statement)).first()
+        if row is None:
+            raise InvalidRequest(
+                f"Invalid '{param}': no {self.kind} with id '{object_id}' in this list.", param=param
+            )
+        return tuple_(row.created_at, row.seq)

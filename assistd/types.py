@@ -1,0 +1,20 @@
+"""The API's objects, as the official ``openai`` SDK defines them.
+
+assistd builds its responses from the SDK's own pydantic models, so every object it returns is one the
+SDK can parse by construction. They are imported here once so that the rest of the code does not depend
+on where the SDK keeps them.
+"""
+
+from __future__ import annotations
+
+from openai.types.beta import Assistant, AssistantDeleted, Thread, ThreadDeleted
+from openai.types.beta.threads import Message, MessageDeleted
+
+__all__ = [
+    "Assistant",
+    "AssistantDeleted",
+    "Message",
+    "MessageDeleted",
+    "Thread",
+    "ThreadDeleted",
+]
