@@ -151,7 +151,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     elif exc.status_code == 405:
         message = f"Method {request.method} is not allowed for {request.url.path}."
     elif exc.status_code == 400 and exc.detail == "There was an error parsing the body":
-        message = "We could not parse the JSON body of your request: it is not valid UTF-8 JSON, or nested too deeply."
+        message = (
+            "We could not parse the JSON body of your request: "
+            "it is not valid UTF-8 JSON, or it is nested too deeply."
+        )
     else:
         message = str(exc.detail)
     type_ = "server_error" if exc.status_code >= 500 else "invalid_request_error"

@@ -32,9 +32,7 @@ async def retrieve_message(thread_id: str, message_id: str, service: Messages) -
 
 
 @router.post("/{message_id}", response_model=Message)
-async def modify_message(
-    thread_id: str, message_id: str, body: MessageModify, service: Messages
-) -> Response:
+async def modify_message(thread_id: str, message_id: str, body: MessageModify, service: Messages) -> Response:
     return json_response(await service.modify(thread_id, message_id, body))
 
 

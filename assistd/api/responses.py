@@ -15,7 +15,9 @@ def json_response(obj: BaseModel, status_code: int = 200) -> Response:
     # exclude_unset: every top-level field is set explicitly (nullable fields as null), while the SDK's
     # optional nested fields that were never set stay off the wire, as OpenAI's own responses do.
     return Response(
-        obj.model_dump_json(exclude_unset=True), status_code=status_code, media_type="application/json"
+        obj.model_dump_json(exclude_unset=True, by_alias=True),
+        status_code=status_code,
+        media_type="application/json",
     )
 
 

@@ -116,9 +116,7 @@ class FileSearchTypeOnly(RequestModel):
     type: Literal["file_search"]
 
 
-AssistantTool = Annotated[
-    CodeInterpreterTool | FileSearchTool | FunctionTool, Field(discriminator="type")
-]
+AssistantTool = Annotated[CodeInterpreterTool | FileSearchTool | FunctionTool, Field(discriminator="type")]
 
 ASSISTANT_MAX_TOOLS = 128
 

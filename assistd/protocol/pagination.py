@@ -12,7 +12,7 @@ Order = Literal["asc", "desc"]
 
 
 class PageRequest(BaseModel):
-    """``limit`` 1..100 (default 20), ``order`` by creation, and the ``after``/``before`` cursors (object ids)."""
+    """``limit`` 1..100 (default 20), ``order`` by creation, ``after``/``before`` cursors (object ids)."""
 
     limit: int = Field(default=20, ge=1, le=100)
     order: Order = "desc"

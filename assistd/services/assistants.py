@@ -101,7 +101,5 @@ def _changes(request: AssistantModify) -> dict[str, Any]:
     if "top_p" in sent:
         changes["top_p"] = _or(request.top_p, DEFAULT_TOP_P)
     if "response_format" in sent:
-        changes["response_format"] = (
-            dump_response_format(request.response_format) or DEFAULT_RESPONSE_FORMAT
-        )
+        changes["response_format"] = dump_response_format(request.response_format) or DEFAULT_RESPONSE_FORMAT
     return changes

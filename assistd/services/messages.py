@@ -25,7 +25,11 @@ def stored_content(content: str | list[ContentPart]) -> list[dict[str, Any]]:
     """Request content (a string or parts) as the response's content parts."""
     if isinstance(content, str):
         return [text_part(content)]
-    return [text_part(part.text) if isinstance(part, TextPart) else dump(part) for part in content]
+    # Image parts are stored with their defaults filled in ("detail": "auto"), as OpenAI returns them.
+    return [
+        text_part(part.text) if isinstance(part, TextPart) else part.model_dump(mode="json")
+        for part in content
+    ]
 
 
 def new_message_row(thread_id: str, request: MessageCreate, created_at: int) -> dict[str, Any]:

@@ -21,13 +21,14 @@ class ThreadService:
 
     async def create(self, request: ThreadCreate) -> Thread:
         created_at = now()
+        thread_id = new_id(Prefix.THREAD)
         values = {
-            "id": new_id(Prefix.THREAD),
+            "id": thread_id,
             "created_at": created_at,
             "tool_resources": stored_tool_resources(request.tool_resources),
             "metadata": request.metadata or {},
         }
-        rows = [new_message_row(values["id"], message, created_at) for message in request.messages]
+        rows = [new_message_row(thread_id, message, created_at) for message in request.messages]
         # One transaction: the thread and all its first messages, or nothing.
         async with self.scope.database.write() as conn:
             thread = await ThreadRepository(conn, self.scope.project_id).insert(values)

@@ -30,7 +30,7 @@ class Repository(Generic[T]):
 
     # -- mapping -----------------------------------------------------------------------------------
 
-    def to_object(self, row: Mapping[str, Any]) -> T:
+    def to_object(self, row: Mapping[Any, Any]) -> T:
         data = {name: row[name] for name in self.columns}
         data["object"] = self.object_name
         return self.model.model_validate(data)  # type: ignore[return-value]
@@ -57,7 +57,9 @@ class Repository(Generic[T]):
         row = result.mappings().first()
         return None if row is None else self.to_object(row)
 
-    async def update(self, object_id: str, values: Mapping[str, Any], *where: ColumnElement[bool]) -> T | None:
+    async def update(
+        self, object_id: str, values: Mapping[str, Any], *where: ColumnElement[bool]
+    ) -> T | None:
         """Change the given columns; returns the updated object, or None when it is not there."""
         statement = (
             update(self.table)

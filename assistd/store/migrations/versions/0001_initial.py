@@ -18,11 +18,11 @@ depends_on: str | Sequence[str] | None = None
 Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
-def _seq() -> sa.Column:
+def _seq() -> sa.Column[int]:
     return sa.Column("seq", Seq, primary_key=True, autoincrement=True)
 
 
-def _project() -> sa.Column:
+def _project() -> sa.Column[str]:
     return sa.Column("project_id", sa.String(64), sa.ForeignKey("projects.id"), nullable=False)
 
 

@@ -1,0 +1,58 @@
+# Two commands for a fresh machine: `make serve` and `make test`. Each builds what it needs first.
+
+PYTHON ?= python3
+VENV := .venv
+SDK1_VENV := .venv-sdk1
+BIN := $(VENV)/bin
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: serve test check lint typecheck pytest test-sdk1 bench clean
+
+# --- environments -------------------------------------------------------------------------------
+
+$(VENV)/.runtime: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
+	$(BIN)/pip install $(PIP_FLAGS) -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime pyproject.toml
+	$(BIN)/pip install $(PIP_FLAGS) -e '.[dev]'
+	touch $@
+
+$(SDK1_VENV)/.installed: requirements/sdk1.txt
+	$(PYTHON) -m venv $(SDK1_VENV)
+	$(SDK1_VENV)/bin/pip install $(PIP_FLAGS) --upgrade pip
+	$(SDK1_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/sdk1.txt
+	touch $@
+
+# --- the two commands ---------------------------------------------------------------------------
+
+serve: $(VENV)/.runtime
+	$(BIN)/assistd serve
+
+# The whole suite: lint, types, the tests with the current SDK, then again with the last 1.x SDK.
+test: check pytest test-sdk1
+
+# --- parts --------------------------------------------------------------------------------------
+
+check: lint typecheck
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check assistd tests bench
+	$(BIN)/ruff format --check assistd tests bench
+
+typecheck: $(VENV)/.dev
+	$(BIN)/mypy
+
+pytest: $(VENV)/.dev
+	$(BIN)/python -m pytest
+
+test-sdk1: $(VENV)/.dev $(SDK1_VENV)/.installed
+	ASSISTD_TEST_SERVER_PYTHON=$(abspath $(BIN)/python) $(SDK1_VENV)/bin/python -m pytest -p no:cacheprovider
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/crud.py
+
+clean:
+	rm -rf $(VENV) $(SDK1_VENV) .mypy_cache .ruff_cache .pytest_cache

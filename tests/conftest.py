@@ -1,0 +1,85 @@
+"""Fixtures: live assistd servers (SQLite and PostgreSQL) and the official SDK's clients pointed at them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from tests.harness import Server, create_pg_database, drop_pg_database, postgres_enabled
+
+BACKENDS = ["sqlite", "postgres"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Every test that uses a server runs once per store backend, unless marked with one backend.
+    if "backend" in metafunc.fixturenames:
+        marker = metafunc.definition.get_closest_marker("backend")
+        names = [marker.args[0]] if marker else BACKENDS
+        metafunc.parametrize("backend", names, scope="session")
+
+
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One shared server per backend for the whole session; each test makes its own objects."""
+    env: dict[str, str] = {}
+    database_url = None
+    if backend == "postgres":
+        if not postgres_enabled():
+            pytest.skip("ASSISTD_TEST_PG=off")
+        database_url = create_pg_database()
+        env["ASSISTD_DATABASE_URL"] = database_url
+    instance = Server(data_dir=tmp_path_factory.mktemp(f"assistd-{backend}"), env=env).start()
+    try:
+        yield instance
+    finally:
+        instance.stop()
+        if database_url:
+            drop_pg_database(database_url)
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Starts a dedicated SQLite server with extra ``ASSISTD_*`` settings; stopped after the test."""
+    started: list[Server] = []
+
+    def start(**env: str) -> Server:
+        instance = Server(data_dir=tmp_path / f"server{len(started)}", env=env).start()
+        started.append(instance)
+        return instance
+
+    yield start
+    for instance in started:
+        instance.stop()
+
+
+def make_client(server: Server, **kwargs: object) -> openai.OpenAI:
+    # No retries: a test must see the first answer, not a retried one.
+    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-test", max_retries=0, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def client(server: Server) -> Iterator[openai.OpenAI]:
+    with make_client(server) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+async def aclient(server: Server) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="sk-test", max_retries=0) as sdk:
+        yield sdk
+
+
+@pytest.fixture
+def http(server: Server) -> Iterator[httpx.Client]:
+    """Raw HTTP, for what the SDK would never send (malformed JSON, huge bodies, ...)."""
+    with httpx.Client(base_url=server.url, headers={"Authorization": "Bearer sk-test"}) as raw:
+        yield raw
