@@ -9,10 +9,15 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 
 from assistd import __version__
-from assistd.api import assistants, health, messages, threads
+from assistd.api import assistants, health, messages, runs, threads
 from assistd.api.errors import install_error_handlers
 from assistd.api.middleware import RequestGuard
+from assistd.backends.registry import BackendRegistry
 from assistd.config import Settings
+from assistd.runs.events import EventBus
+from assistd.runs.executor import Engine
+from assistd.runs.runtime import Runtime
+from assistd.runs.worker import Worker
 from assistd.store import migrate
 from assistd.store.database import Database
 
@@ -27,15 +32,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
         if settings.auto_migrate:
             await migrate.upgrade(database)
+        engine = Engine(database=database, bus=EventBus(), backends=BackendRegistry(settings.default_model))
+        worker = Worker(
+            engine,
+            concurrency=settings.worker_concurrency,
+            lease_seconds=settings.run_lease_seconds,
+            poll_seconds=settings.worker_poll_seconds,
+        )
         if settings.open_mode:
             logger.warning(
                 "ASSISTD_API_KEYS is not set: open mode, any bearer key (or none) is accepted. "
                 "Set ASSISTD_API_KEYS before exposing this server to anyone."
             )
         app.state.database = database
+        app.state.runtime = Runtime(engine=engine, worker=worker, run_ttl_seconds=settings.run_ttl_seconds)
+        worker.start()
         try:
             yield
         finally:
+            await worker.stop()
             await database.close()
 
     app = FastAPI(
@@ -49,7 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
 
     v1 = APIRouter(prefix="/v1")
-    for module in (assistants, threads, messages):
+    # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
+    for module in (assistants, runs, threads, messages):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

@@ -38,6 +38,25 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest JSON request body accepted; larger bodies get 413.",
     )
+    default_model: str = Field(
+        default="scripted",
+        description="The model that answers every model name without a backend of its own. "
+        "'scripted' is the built-in deterministic model.",
+    )
+    run_ttl_seconds: int = Field(default=600, ge=1, description="A run expires this long after creation.")
+    worker_concurrency: int = Field(default=64, ge=1, description="Runs executed at once by this process.")
+    run_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long a worker's claim on a run lasts without renewal; a run whose worker died "
+        "is recovered within this time.",
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often the worker looks for runs it was not told about."
+    )
+    poll_after_ms: int = Field(
+        default=100, ge=0, description="The openai-poll-after-ms hint sent with runs to polling clients."
+    )
     auto_migrate: bool = Field(default=True, description="Apply database migrations at start.")
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
 

@@ -8,13 +8,16 @@ on where the SDK keeps them.
 from __future__ import annotations
 
 from openai.types.beta import Assistant, AssistantDeleted, Thread, ThreadDeleted
-from openai.types.beta.threads import Message, MessageDeleted
+from openai.types.beta.threads import Message, MessageDeleted, Run
+from openai.types.beta.threads.runs import RunStep
 
 __all__ = [
     "Assistant",
     "AssistantDeleted",
     "Message",
     "MessageDeleted",
+    "Run",
+    "RunStep",
     "Thread",
     "ThreadDeleted",
 ]

@@ -8,8 +8,10 @@ from fastapi import Depends, Request
 
 from assistd.config import Settings
 from assistd.errors import AuthenticationFailed
+from assistd.runs.runtime import Runtime
 from assistd.services.assistants import AssistantService
 from assistd.services.messages import MessageService
+from assistd.services.runs import RunService
 from assistd.services.scope import Scope
 from assistd.services.threads import ThreadService
 from assistd.store.database import Database
@@ -65,6 +67,12 @@ def message_service(scope: ScopeDep) -> MessageService:
     return MessageService(scope)
 
 
+def run_service(request: Request, scope: ScopeDep) -> RunService:
+    runtime: Runtime = request.app.state.runtime
+    return RunService(scope, runtime)
+
+
 Assistants = Annotated[AssistantService, Depends(assistant_service)]
 Threads = Annotated[ThreadService, Depends(thread_service)]
 Messages = Annotated[MessageService, Depends(message_service)]
+Runs = Annotated[RunService, Depends(run_service)]

@@ -12,6 +12,7 @@ from assistd.protocol.messages import ContentPart, MessageCreate, MessageModify,
 from assistd.protocol.pagination import Page, PageRequest
 from assistd.services.common import dump
 from assistd.services.scope import Scope
+from assistd.services.thread_lock import lock_thread, refuse_new_message
 from assistd.store import tables
 from assistd.store.repositories import MessageRepository, ThreadRepository
 from assistd.types import Message, MessageDeleted
@@ -61,7 +62,8 @@ class MessageService:
 
     async def create(self, thread_id: str, request: MessageCreate) -> Message:
         async with self.scope.database.write() as conn:
-            await self._require_thread(conn, thread_id)
+            await lock_thread(conn, self.scope.project_id, thread_id)
+            await refuse_new_message(conn, self.scope.project_id, thread_id)
             row = new_message_row(thread_id, request, now())
             return await MessageRepository(conn, self.scope.project_id).insert(row)
 

@@ -4,15 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from assistd.errors import NotFound
 from assistd.ids import Prefix, new_id, now
 from assistd.protocol.threads import ThreadCreate, ThreadModify
 from assistd.services.common import stored_tool_resources
 from assistd.services.messages import new_message_row
 from assistd.services.scope import Scope
+from assistd.services.thread_lock import lock_thread, refuse_deletion
 from assistd.store import tables
-from assistd.store.repositories import MessageRepository, ThreadRepository
+from assistd.store.repositories import (
+    MessageRepository,
+    RunRepository,
+    RunStepRepository,
+    ThreadRepository,
+)
 from assistd.types import Thread, ThreadDeleted
+
+
+async def insert_thread(conn: AsyncConnection, project_id: str, request: ThreadCreate) -> Thread:
+    """Write a new thread and its initial messages within the caller's transaction."""
+    created_at = now()
+    thread_id = new_id(Prefix.THREAD)
+    values = {
+        "id": thread_id,
+        "created_at": created_at,
+        "tool_resources": stored_tool_resources(request.tool_resources),
+        "metadata": request.metadata or {},
+    }
+    rows = [new_message_row(thread_id, message, created_at) for message in request.messages]
+    thread = await ThreadRepository(conn, project_id).insert(values)
+    await MessageRepository(conn, project_id).insert_many(rows)
+    return thread
 
 
 class ThreadService:
@@ -20,20 +44,9 @@ class ThreadService:
         self.scope = scope
 
     async def create(self, request: ThreadCreate) -> Thread:
-        created_at = now()
-        thread_id = new_id(Prefix.THREAD)
-        values = {
-            "id": thread_id,
-            "created_at": created_at,
-            "tool_resources": stored_tool_resources(request.tool_resources),
-            "metadata": request.metadata or {},
-        }
-        rows = [new_message_row(thread_id, message, created_at) for message in request.messages]
         # One transaction: the thread and all its first messages, or nothing.
         async with self.scope.database.write() as conn:
-            thread = await ThreadRepository(conn, self.scope.project_id).insert(values)
-            await MessageRepository(conn, self.scope.project_id).insert_many(rows)
-        return thread
+            return await insert_thread(conn, self.scope.project_id, request)
 
     async def get(self, thread_id: str) -> Thread:
         async with self.scope.database.read() as conn:
@@ -58,11 +71,12 @@ class ThreadService:
         return thread
 
     async def delete(self, thread_id: str) -> ThreadDeleted:
+        project_id = self.scope.project_id
         async with self.scope.database.write() as conn:
-            await MessageRepository(conn, self.scope.project_id).delete_where(
-                tables.messages.c.thread_id == thread_id
-            )
-            deleted = await ThreadRepository(conn, self.scope.project_id).delete(thread_id)
-        if not deleted:
-            raise NotFound("thread", thread_id)
+            await lock_thread(conn, project_id, thread_id)
+            await refuse_deletion(conn, project_id, thread_id)
+            await RunStepRepository(conn, project_id).delete_where(tables.run_steps.c.thread_id == thread_id)
+            await RunRepository(conn, project_id).delete_where(tables.runs.c.thread_id == thread_id)
+            await MessageRepository(conn, project_id).delete_where(tables.messages.c.thread_id == thread_id)
+            await ThreadRepository(conn, project_id).delete(thread_id)
         return ThreadDeleted(id=thread_id, object="thread.deleted", deleted=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from assistd.store import tables
 from assistd.store.repository import Repository
-from assistd.types import Assistant, Message, Thread
+from assistd.types import Assistant, Message, Run, RunStep, Thread
 
 
 class AssistantRepository(Repository[Assistant]):
@@ -56,4 +56,64 @@ class MessageRepository(Repository[Message]):
         "run_id",
         "attachments",
         "metadata",
+    )
+
+
+class RunRepository(Repository[Run]):
+    table = tables.runs
+    model = Run
+    object_name = "thread.run"
+    kind = "run"
+    columns = (
+        "id",
+        "created_at",
+        "thread_id",
+        "assistant_id",
+        "status",
+        "required_action",
+        "last_error",
+        "expires_at",
+        "started_at",
+        "cancelled_at",
+        "failed_at",
+        "completed_at",
+        "incomplete_details",
+        "model",
+        "instructions",
+        "tools",
+        "metadata",
+        "usage",
+        "temperature",
+        "top_p",
+        "max_prompt_tokens",
+        "max_completion_tokens",
+        "truncation_strategy",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "reasoning_effort",
+    )
+
+
+class RunStepRepository(Repository[RunStep]):
+    table = tables.run_steps
+    model = RunStep
+    object_name = "thread.run.step"
+    kind = "run step"
+    columns = (
+        "id",
+        "created_at",
+        "run_id",
+        "thread_id",
+        "assistant_id",
+        "type",
+        "status",
+        "step_details",
+        "last_error",
+        "expired_at",
+        "cancelled_at",
+        "failed_at",
+        "completed_at",
+        "metadata",
+        "usage",
     )

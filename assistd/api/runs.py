@@ -1,0 +1,103 @@
+"""/v1/threads/{thread_id}/runs, /v1/threads/runs and run steps."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from assistd.api.deps import Runs
+from assistd.api.responses import PageQuery, json_response
+from assistd.api.streaming import event_stream
+from assistd.errors import InvalidRequest
+from assistd.protocol.pagination import Page
+from assistd.protocol.runs import RunCreate, RunModify, SubmitToolOutputs, ThreadAndRunCreate
+from assistd.services.runs import RunStart
+from assistd.types import Run, RunStep
+
+router = APIRouter(tags=["runs"])
+
+FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+Include = Annotated[list[str] | None, Query(alias="include[]")]
+
+
+def _check_include(include: list[str] | None) -> None:
+    for value in include or []:
+        if value != FILE_SEARCH_CONTENT:
+            raise InvalidRequest(
+                f"Invalid value for 'include[]': '{value}'. The only supported value is "
+                f"'{FILE_SEARCH_CONTENT}'.",
+                param="include[]",
+            )
+
+
+def _run_response(request: Request, run: Run) -> Response:
+    response = json_response(run)
+    # The SDK's pollers wait this long between retrievals instead of their default second.
+    response.headers["openai-poll-after-ms"] = str(request.app.state.settings.poll_after_ms)
+    return response
+
+
+def _started(request: Request, start: RunStart) -> Response:
+    if start.events is not None:
+        return event_stream(start.events)
+    return _run_response(request, start.run)
+
+
+@router.post("/threads/runs", response_model=Run)
+async def create_thread_and_run(request: Request, body: ThreadAndRunCreate, service: Runs) -> Response:
+    return _started(request, await service.create_thread_and_run(body))
+
+
+@router.post("/threads/{thread_id}/runs", response_model=Run)
+async def create_run(
+    request: Request, thread_id: str, body: RunCreate, service: Runs, include: Include = None
+) -> Response:
+    _check_include(include)
+    return _started(request, await service.create(thread_id, body))
+
+
+@router.get("/threads/{thread_id}/runs", response_model=Page[Run])
+async def list_runs(thread_id: str, page: PageQuery, service: Runs) -> Response:
+    return json_response(await service.list(thread_id, page))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}", response_model=Run)
+async def retrieve_run(request: Request, thread_id: str, run_id: str, service: Runs) -> Response:
+    return _run_response(request, await service.get(thread_id, run_id))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}", response_model=Run)
+async def modify_run(
+    request: Request, thread_id: str, run_id: str, body: RunModify, service: Runs
+) -> Response:
+    return _run_response(request, await service.modify(thread_id, run_id, body))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel", response_model=Run)
+async def cancel_run(request: Request, thread_id: str, run_id: str, service: Runs) -> Response:
+    return _run_response(request, await service.cancel(thread_id, run_id))
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs", response_model=Run)
+async def submit_tool_outputs(
+    request: Request, thread_id: str, run_id: str, body: SubmitToolOutputs, service: Runs
+) -> Response:
+    return _started(request, await service.submit_tool_outputs(thread_id, run_id, body))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps", response_model=Page[RunStep])
+async def list_run_steps(
+    thread_id: str, run_id: str, page: PageQuery, service: Runs, include: Include = None
+) -> Response:
+    _check_include(include)
+    return json_response(await service.list_steps(thread_id, run_id, page))
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", response_model=RunStep)
+async def retrieve_run_step(
+    thread_id: str, run_id: str, step_id: str, service: Runs, include: Include = None
+) -> Response:
+    _check_include(include)
+    return json_response(await service.get_step(thread_id, run_id, step_id))

@@ -1,0 +1,86 @@
+"""The one interface every model backend implements: a streamed chat completion with tools.
+
+Messages, tools and tool choice use the Chat Completions wire format, which every OpenAI-compatible
+upstream already speaks; the runs engine translates threads and run steps into it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+FinishReason = Literal["stop", "length", "tool_calls"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    model: str
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] = field(default_factory=list)  # [{"type": "function", "function": {...}}]
+    tool_choice: str | dict[str, Any] = "auto"  # "none" | "auto" | "required" | {"type": "function", ...}
+    parallel_tool_calls: bool = True
+    response_format: dict[str, Any] | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of the index-th tool call: the first carries id and name, later ones more arguments."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The last chunk of every stream."""
+
+    reason: FinishReason
+    usage: Usage
+
+
+Chunk = TextDelta | ToolCallDelta | Finish
+
+
+class BackendError(Exception):
+    """The model could not answer. ``code`` is a run ``last_error`` code."""
+
+    def __init__(
+        self,
+        message: str,
+        code: Literal["server_error", "rate_limit_exceeded", "invalid_prompt"] = "server_error",
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class ChatBackend(Protocol):
+    def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        """Yields deltas, then exactly one ``Finish``. Raises ``BackendError``. Cancelling the consuming
+        task must stop the model call."""
+        ...
+
+    def count_tokens(self, messages: list[dict[str, Any]]) -> int:
+        """The prompt size of ``messages`` as this backend's model counts it."""
+        ...

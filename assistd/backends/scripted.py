@@ -1,0 +1,154 @@
+"""The scripted model: deterministic answers without any real model, for tests and demos.
+
+The last user message drives it, line by line:
+
+* ``/call NAME {json}``: call function NAME with those arguments (several lines: parallel calls);
+  any other lines of the message are said first, as text in the same turn.
+* ``/fail [CODE] [message]``: the model call fails (CODE: server_error, rate_limit_exceeded,
+  invalid_prompt).
+* ``/sleep SECONDS``: wait that long first (cancellable), then go on with the other lines.
+* anything else: the reply is ``You said: <the message>``.
+
+After tool outputs were submitted, the reply is one line per output: ``NAME returned OUTPUT``.
+Tokens are words and punctuation marks; replies stream one token per chunk, and stop at
+``max_tokens`` with finish reason ``length``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import secrets
+from collections.abc import AsyncIterator
+from typing import Any
+
+from assistd.backends.base import BackendError, ChatRequest, Chunk, Finish, TextDelta, ToolCallDelta, Usage
+
+_TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])")
+_CALL = re.compile(r"^/call\s+([A-Za-z0-9_-]+)\s*(.*)$")
+_ERROR_CODES = {"server_error", "rate_limit_exceeded", "invalid_prompt"}
+PER_MESSAGE_TOKENS = 3  # role and separators, as chat templates add
+
+
+def tokens(text: str) -> list[str]:
+    """The text cut into tokens, each with the white space before it: joined, they give the text back
+    (but for trailing white space)."""
+    return _TOKEN.findall(text)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return ""
+
+
+class ScriptedBackend:
+    """Implements ``ChatBackend``."""
+
+    def count_tokens(self, messages: list[dict[str, Any]]) -> int:
+        total = 0
+        for message in messages:
+            total += PER_MESSAGE_TOKENS + len(tokens(_text_of(message.get("content"))))
+            for call in message.get("tool_calls") or []:
+                total += len(tokens(call["function"]["name"] + " " + call["function"]["arguments"]))
+        return total
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        prompt_tokens = self.count_tokens(request.messages)
+        last = request.messages[-1] if request.messages else {"role": "user", "content": ""}
+        calls: list[tuple[str, str]] = []
+        if last["role"] == "tool":
+            text = _tool_results_reply(request.messages)
+        else:
+            message = _text_of(last.get("content"))
+            text, calls = await _script(message)
+            calls = _apply_tool_choice(request, calls)
+            if not calls:
+                text = f"You said: {_without_sleeps(message)}"
+        if request.response_format and request.response_format.get("type") in {"json_object", "json_schema"}:
+            text = json.dumps({"reply": text}) if text or not calls else text
+
+        completion = 0
+        for piece in tokens(text):
+            if request.max_tokens is not None and completion >= request.max_tokens:
+                yield Finish("length", Usage(prompt_tokens, completion))
+                return
+            completion += 1
+            yield TextDelta(piece)
+            await asyncio.sleep(0)  # a real model yields between tokens; so do we
+        for index, (name, arguments) in enumerate(calls):
+            yield ToolCallDelta(index=index, id=f"call_{secrets.token_hex(12)}", name=name)
+            half = len(arguments) // 2
+            for fragment in (arguments[:half], arguments[half:]):
+                if fragment:
+                    yield ToolCallDelta(index=index, arguments=fragment)
+            completion += len(tokens(name + " " + arguments))
+        yield Finish("tool_calls" if calls else "stop", Usage(prompt_tokens, completion))
+
+
+async def _script(message: str) -> tuple[str, list[tuple[str, str]]]:
+    """The text said beside the calls, and the calls a user message asks for; sleeps and fails first."""
+    said: list[str] = []
+    calls: list[tuple[str, str]] = []
+    for line in message.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("/sleep"):
+            await asyncio.sleep(float(stripped.split()[1]) if len(stripped.split()) > 1 else 1.0)
+        elif stripped.startswith("/fail"):
+            parts = stripped.split(maxsplit=2)
+            code = parts[1] if len(parts) > 1 and parts[1] in _ERROR_CODES else "server_error"
+            rest = parts[2] if len(parts) > 2 and code == parts[1] else " ".join(parts[1:])
+            raise BackendError(rest or "The scripted model failed as asked.", code)  # type: ignore[arg-type]
+        elif match := _CALL.match(stripped):
+            calls.append((match.group(1), _arguments(match.group(2))))
+        else:
+            said.append(line)
+    return "\n".join(said).strip(), calls
+
+
+def _without_sleeps(message: str) -> str:
+    return "\n".join(line for line in message.splitlines() if not line.strip().startswith("/sleep")).strip()
+
+
+def _arguments(raw: str) -> str:
+    """The arguments as the model would send them: compact JSON ("{}" when none were given)."""
+    raw = raw.strip() or "{}"
+    try:
+        return json.dumps(json.loads(raw), separators=(",", ":"))
+    except json.JSONDecodeError:
+        return raw  # a real model can produce broken JSON too; the client sees it as it is
+
+
+def _apply_tool_choice(request: ChatRequest, calls: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    names = [tool["function"]["name"] for tool in request.tools if tool.get("type") == "function"]
+    choice = request.tool_choice
+    if choice == "none" or not names:
+        return []
+    if isinstance(choice, dict):
+        forced = choice["function"]["name"]
+        arguments = next((args for name, args in calls if name == forced), "{}")
+        return [(forced, arguments)]
+    calls = [(name, args) for name, args in calls if name in names]
+    if choice == "required" and not calls:
+        calls = [(names[0], "{}")]
+    if not request.parallel_tool_calls:
+        calls = calls[:1]
+    return calls
+
+
+def _tool_results_reply(messages: list[dict[str, Any]]) -> str:
+    names: dict[str, str] = {}
+    for message in messages:
+        for call in message.get("tool_calls") or []:
+            names[call["id"]] = call["function"]["name"]
+    results: list[str] = []
+    for message in reversed(messages):
+        if message["role"] != "tool":
+            break
+        results.append(
+            f"{names.get(message['tool_call_id'], 'tool')} returned {_text_of(message['content'])}"
+        )
+    return "\n".join(reversed(results))

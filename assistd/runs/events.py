@@ -1,0 +1,100 @@
+"""Run events: what a streaming client receives, in the order the run produced them.
+
+The engine persists state first and publishes the event after, so every event a stream sends is a state
+that a later ``retrieve`` returns. This bus is in-process; subscribers register before the work that
+produces their events can start (see ``services.runs``), so no event is missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+# After one of these the run waits for the client (requires_action) or is over: a stream ends there.
+FINAL_EVENTS = frozenset(
+    {
+        "thread.run.requires_action",
+        "thread.run.completed",
+        "thread.run.incomplete",
+        "thread.run.failed",
+        "thread.run.cancelled",
+        "thread.run.expired",
+        "error",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    event: str
+    data: str  # one line of JSON
+
+    @property
+    def final(self) -> bool:
+        return self.event in FINAL_EVENTS
+
+    def encode(self) -> bytes:
+        return f"event: {self.event}\ndata: {self.data}\n\n".encode()
+
+
+def serialize(payload: BaseModel) -> str:
+    return payload.model_dump_json(exclude_unset=True, by_alias=True)
+
+
+class Subscription:
+    """The events of one run from the moment of subscribing; iterate until a final event."""
+
+    def __init__(self, bus: EventBus, run_id: str) -> None:
+        self._bus = bus
+        self.run_id = run_id
+        self.queue: asyncio.Queue[RunEvent] = asyncio.Queue()
+
+    async def __aiter__(self) -> AsyncIterator[RunEvent]:
+        while True:
+            event = await self.queue.get()
+            yield event
+            if event.final:
+                return
+
+    def close(self) -> None:
+        self._bus._unsubscribe(self)
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
+
+    def subscribe(self, run_id: str) -> Subscription:
+        subscription = Subscription(self, run_id)
+        self._subscribers[run_id].add(subscription)
+        return subscription
+
+    def publish(self, run_id: str, event: str, payload: BaseModel) -> None:
+        subscribers = self._subscribers.get(run_id)
+        if not subscribers:
+            return  # nobody streams this run: skip the serialisation too
+        item = RunEvent(event, serialize(payload))
+        for subscription in subscribers:
+            subscription.queue.put_nowait(item)
+
+    def publish_json(self, run_id: str, event: str, payload: dict[str, Any]) -> None:
+        """For deltas, the hot path: a plain dict, serialised once if anyone listens."""
+        subscribers = self._subscribers.get(run_id)
+        if not subscribers:
+            return
+        item = RunEvent(event, json.dumps(payload, separators=(",", ":")))
+        for subscription in subscribers:
+            subscription.queue.put_nowait(item)
+
+    def _unsubscribe(self, subscription: Subscription) -> None:
+        subscribers = self._subscribers.get(subscription.run_id)
+        if subscribers is not None:
+            subscribers.discard(subscription)
+            if not subscribers:
+                del self._subscribers[subscription.run_id]

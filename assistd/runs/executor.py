@@ -1,0 +1,486 @@
+"""Drives one claimed run: model turns, steps, messages, tool calls, and the events of each.
+
+A turn is one model call. Its text becomes a ``message_creation`` step with an assistant message, its
+function calls a ``tool_calls`` step; function calls pause the run in ``requires_action`` until the
+client submits their outputs, after which a worker claims the run again and the next turn sees them.
+State is written before each event is published. Text is written as it streams, at most every
+``FLUSH_SECONDS``, and in full when the message ends, so a crash loses at most that much.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from assistd.backends.base import (
+    BackendError,
+    ChatBackend,
+    ChatRequest,
+    Finish,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
+from assistd.backends.registry import BackendRegistry
+from assistd.ids import Prefix, new_id, now
+from assistd.runs import states
+from assistd.runs.events import EventBus
+from assistd.runs.lifecycle import finish_run
+from assistd.runs.prompt import build_messages
+from assistd.services.messages import text_part
+from assistd.store import tables
+from assistd.store.database import Database
+from assistd.store.queue import Claim
+from assistd.store.repositories import MessageRepository, RunStepRepository
+from assistd.types import Run
+
+logger = logging.getLogger("assistd.runs")
+
+FLUSH_SECONDS = 0.5
+INTERRUPTED = {
+    "code": "server_error",
+    "message": "The run was interrupted: the worker executing it stopped. Create a new run to retry.",
+}
+SHUTDOWN = {
+    "code": "server_error",
+    "message": "The server shut down while the run was in progress. Create a new run to retry.",
+}
+INTERNAL = {"code": "server_error", "message": "The server had an error while processing the run."}
+
+
+@dataclass
+class Engine:
+    """What executors need from the process: storage, events and models."""
+
+    database: Database
+    bus: EventBus
+    backends: BackendRegistry
+
+
+@dataclass
+class _ToolCall:
+    id: str = ""
+    name: str = ""
+    arguments: str = ""
+
+
+@dataclass
+class _Turn:
+    """What the current model call has produced so far."""
+
+    message_step_id: str | None = None
+    message_id: str | None = None
+    text: str = ""
+    flushed_text: str = ""
+    flushed_at: float = 0.0
+    tool_step_id: str | None = None
+    calls: dict[int, _ToolCall] = field(default_factory=dict)
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {
+        "prompt_tokens": usage.prompt_tokens,
+        "completion_tokens": usage.completion_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+
+
+class RunExecutor:
+    def __init__(self, engine: Engine, claim: Claim) -> None:
+        self.db = engine.database
+        self.bus = engine.bus
+        self.backends = engine.backends
+        self.claim = claim
+        self.project_id = claim.project_id
+        self.run_id = claim.run_id
+        self.cancel_reason: str | None = None  # set by the worker before it cancels the task
+        self.turn = _Turn()
+
+    # -- entry -------------------------------------------------------------------------------------
+
+    async def execute(self) -> None:
+        if self.claim.status == "cancelling":
+            await self._finish("cancelled", expect={"cancelling"})
+            return
+        if self.claim.status == "in_progress":
+            # Claimed because the lease of the worker that ran it lapsed: that worker is gone.
+            await self._finish("failed", expect={"in_progress"}, last_error=INTERRUPTED)
+            return
+        async with self.db.write() as conn:
+            run = await states.transition(
+                conn, self.project_id, self.run_id, expect={"queued"}, to="in_progress"
+            )
+            deadline = await conn.scalar(
+                select(tables.runs.c.deadline).where(tables.runs.c.id == self.run_id)
+            )
+        if run is None:
+            return  # cancelled or expired meanwhile: the worker or the sweeper sees to it
+        self.bus.publish(self.run_id, "thread.run.in_progress", run)
+        try:
+            try:
+                async with asyncio.timeout(max(float(deadline or 0) - time.time(), 0.001)):
+                    await self._drive(run)
+            except TimeoutError:
+                await self._flush()
+                await self._finish("expired", expect={"in_progress"})
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            await self._flush()
+            if self.cancel_reason == "shutdown":
+                await self._finish("failed", expect={"in_progress", "cancelling"}, last_error=SHUTDOWN)
+            else:
+                await self._finish("cancelled", expect={"cancelling"})
+        except BackendError as error:
+            await self._flush()
+            last_error = {"code": error.code, "message": error.message}
+            await self._finish("failed", expect={"in_progress"}, last_error=last_error)
+        except Exception:
+            logger.exception("run %s failed", self.run_id)
+            await self._flush()
+            await self._finish("failed", expect={"in_progress"}, last_error=INTERNAL)
+
+    async def _finish(
+        self, outcome: str, *, expect: set[str], last_error: dict[str, Any] | None = None
+    ) -> None:
+        await finish_run(
+            self.db,
+            self.bus,
+            self.project_id,
+            self.run_id,
+            outcome=outcome,
+            expect=expect,
+            last_error=last_error,
+        )
+
+    # -- a turn ------------------------------------------------------------------------------------
+
+    async def _drive(self, run: Run) -> None:
+        async with self.db.read() as conn:
+            chat = await build_messages(conn, run, self.project_id)
+            used = await self._usage_so_far()
+        backend = self.backends.backend_for(run.model)
+        request = self._request(run, chat, backend, used)
+        if isinstance(request, str):
+            await self._end(used, incomplete=request)
+            return
+
+        self.turn = _Turn()
+        finish: Finish | None = None
+        async for chunk in backend.stream(request):
+            if isinstance(chunk, TextDelta):
+                await self._on_text(run, chunk.text)
+            elif isinstance(chunk, ToolCallDelta):
+                await self._on_tool_call(run, chunk)
+            else:
+                finish = chunk
+        if finish is None:
+            raise BackendError("The model's answer ended before it was complete.")
+
+        total = Usage(
+            used.prompt_tokens + finish.usage.prompt_tokens,
+            used.completion_tokens + finish.usage.completion_tokens,
+        )
+        if self.turn.calls:
+            await self._pause_for_tool_outputs(run, finish.usage)
+            return
+        budget_hit = finish.reason == "length" and run.max_completion_tokens is not None
+        if self.turn.message_id is None:
+            await self._open_message(run)  # the model said nothing: still one (empty) message
+        await self._close_message(finish.usage, incomplete=budget_hit)
+        await self._end(total, incomplete="max_completion_tokens" if budget_hit else None)
+
+    def _request(
+        self, run: Run, chat: list[dict[str, Any]], backend: ChatBackend, used: Usage
+    ) -> ChatRequest | str:
+        """This turn's model call, or the reason the run ends incomplete before it."""
+        tool_choice: str | dict[str, Any] = "auto"
+        if isinstance(run.tool_choice, str):
+            tool_choice = run.tool_choice
+        elif run.tool_choice is not None:
+            tool_choice = run.tool_choice.model_dump(exclude_none=True)
+            if tool_choice["type"] != "function":
+                raise BackendError(f"The {tool_choice['type']} tool is not available on this server yet.")
+        if run.max_prompt_tokens is not None:
+            fitted = _fit(chat, backend, run.max_prompt_tokens, auto=_auto_truncation(run))
+            if fitted is None:
+                return "max_prompt_tokens"
+            chat = fitted
+        max_tokens = None
+        if run.max_completion_tokens is not None:
+            max_tokens = run.max_completion_tokens - used.completion_tokens
+            if max_tokens <= 0:
+                return "max_completion_tokens"
+        response_format = run.response_format
+        return ChatRequest(
+            model=run.model,
+            messages=chat,
+            tools=[tool.model_dump(exclude_none=True) for tool in run.tools if tool.type == "function"],
+            tool_choice=tool_choice,
+            parallel_tool_calls=run.parallel_tool_calls,
+            response_format=(
+                None
+                if response_format is None or isinstance(response_format, str)
+                else response_format.model_dump(by_alias=True, exclude_none=True)
+            ),
+            temperature=run.temperature,
+            top_p=run.top_p,
+            max_tokens=max_tokens,
+        )
+
+    async def _usage_so_far(self) -> Usage:
+        """Tokens the run's earlier turns used (before tool outputs were submitted)."""
+        async with self.db.read() as conn:
+            rows = await conn.scalars(
+                select(tables.run_steps.c.usage).where(
+                    tables.run_steps.c.run_id == self.run_id, tables.run_steps.c.usage.is_not(None)
+                )
+            )
+            usages = [usage for usage in rows if usage]
+        return Usage(
+            sum(usage["prompt_tokens"] for usage in usages),
+            sum(usage["completion_tokens"] for usage in usages),
+        )
+
+    async def _end(self, total: Usage, *, incomplete: str | None) -> None:
+        fields: dict[str, Any] = {"usage": _usage(total)}
+        if incomplete is not None:
+            fields["incomplete_details"] = {"reason": incomplete}
+        async with self.db.write() as conn:
+            run = await states.transition(
+                conn,
+                self.project_id,
+                self.run_id,
+                expect={"in_progress"},
+                to="incomplete" if incomplete else "completed",
+                **fields,
+            )
+        if run is not None:
+            self.bus.publish(self.run_id, states.event_name(run), run)
+
+    # -- text --------------------------------------------------------------------------------------
+
+    async def _open_message(self, run: Run) -> None:
+        clock = now()
+        message_id, step_id = new_id(Prefix.MESSAGE), new_id(Prefix.STEP)
+        async with self.db.write() as conn:
+            message = await MessageRepository(conn, self.project_id).insert(
+                {
+                    "id": message_id,
+                    "created_at": clock,
+                    "thread_id": run.thread_id,
+                    "status": "in_progress",
+                    "incomplete_details": None,
+                    "completed_at": None,
+                    "incomplete_at": None,
+                    "role": "assistant",
+                    "content": [],
+                    "assistant_id": run.assistant_id,
+                    "run_id": run.id,
+                    "attachments": [],
+                    "metadata": {},
+                }
+            )
+            step = await RunStepRepository(conn, self.project_id).insert(
+                self._step_row(
+                    run,
+                    step_id,
+                    clock,
+                    {"type": "message_creation", "message_creation": {"message_id": message_id}},
+                )
+            )
+        self.turn.message_id, self.turn.message_step_id = message_id, step_id
+        self.turn.flushed_at = time.monotonic()
+        self.bus.publish(run.id, "thread.run.step.created", step)
+        self.bus.publish(run.id, "thread.run.step.in_progress", step)
+        self.bus.publish(run.id, "thread.message.created", message)
+        self.bus.publish(run.id, "thread.message.in_progress", message)
+
+    async def _on_text(self, run: Run, piece: str) -> None:
+        if self.turn.message_id is None:
+            await self._open_message(run)
+        self.turn.text += piece
+        self.bus.publish_json(
+            run.id,
+            "thread.message.delta",
+            {
+                "id": self.turn.message_id,
+                "object": "thread.message.delta",
+                "delta": {
+                    "content": [{"index": 0, "type": "text", "text": {"value": piece, "annotations": []}}]
+                },
+            },
+        )
+        if time.monotonic() - self.turn.flushed_at >= FLUSH_SECONDS:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        """Write the text streamed so far to the open message."""
+        turn = self.turn
+        if turn.message_id is None or turn.text == turn.flushed_text:
+            return
+        async with self.db.write() as conn:
+            await MessageRepository(conn, self.project_id).update(
+                turn.message_id, {"content": [text_part(turn.text)]}
+            )
+        turn.flushed_text, turn.flushed_at = turn.text, time.monotonic()
+
+    async def _close_message(self, usage: Usage, *, incomplete: bool) -> None:
+        turn = self.turn
+        assert turn.message_id is not None
+        assert turn.message_step_id is not None
+        clock = now()
+        message_fields: dict[str, Any] = {"content": [text_part(turn.text)]}
+        if incomplete:
+            message_fields |= {
+                "status": "incomplete",
+                "incomplete_at": clock,
+                "incomplete_details": {"reason": "max_tokens"},
+            }
+        else:
+            message_fields |= {"status": "completed", "completed_at": clock}
+        async with self.db.write() as conn:
+            message = await MessageRepository(conn, self.project_id).update(turn.message_id, message_fields)
+            step = await RunStepRepository(conn, self.project_id).update(
+                turn.message_step_id, {"status": "completed", "completed_at": clock, "usage": _usage(usage)}
+            )
+        assert message is not None
+        assert step is not None
+        turn.flushed_text = turn.text
+        turn.message_id = turn.message_step_id = None
+        self.bus.publish(self.run_id, f"thread.message.{message.status}", message)
+        self.bus.publish(self.run_id, "thread.run.step.completed", step)
+
+    # -- tool calls --------------------------------------------------------------------------------
+
+    async def _on_tool_call(self, run: Run, delta: ToolCallDelta) -> None:
+        turn = self.turn
+        if turn.message_id is not None:
+            # Text, then a tool call in the same turn: the message is done. The turn's usage is only
+            # known at its end and goes to the tool step.
+            await self._close_message(Usage(0, 0), incomplete=False)
+        if turn.tool_step_id is None:
+            turn.tool_step_id = new_id(Prefix.STEP)
+            async with self.db.write() as conn:
+                step = await RunStepRepository(conn, self.project_id).insert(
+                    self._step_row(run, turn.tool_step_id, now(), {"type": "tool_calls", "tool_calls": []})
+                )
+            self.bus.publish(run.id, "thread.run.step.created", step)
+            self.bus.publish(run.id, "thread.run.step.in_progress", step)
+
+        call = turn.calls.setdefault(delta.index, _ToolCall())
+        fragment: dict[str, Any] = {"index": delta.index, "type": "function"}
+        if delta.id and not call.id:
+            call.id, call.name = delta.id, delta.name or ""
+            fragment |= {
+                "id": call.id,
+                "function": {"name": call.name, "arguments": delta.arguments, "output": None},
+            }
+        else:
+            fragment["function"] = {"arguments": delta.arguments}
+        call.arguments += delta.arguments
+        self.bus.publish_json(
+            run.id,
+            "thread.run.step.delta",
+            {
+                "id": turn.tool_step_id,
+                "object": "thread.run.step.delta",
+                "delta": {"step_details": {"type": "tool_calls", "tool_calls": [fragment]}},
+            },
+        )
+
+    async def _pause_for_tool_outputs(self, run: Run, usage: Usage) -> None:
+        turn = self.turn
+        assert turn.tool_step_id is not None
+        functions = {tool.function.name for tool in run.tools if tool.type == "function"}
+        calls = [turn.calls[index] for index in sorted(turn.calls)]
+        unknown = [call.name for call in calls if call.name not in functions]
+        if unknown:
+            raise BackendError(f"The model called {unknown[0]!r}, which is not a function of this run.")
+        details = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments, "output": None},
+            }
+            for call in calls
+        ]
+        required_action = {
+            "type": "submit_tool_outputs",
+            "submit_tool_outputs": {
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments},
+                    }
+                    for call in calls
+                ]
+            },
+        }
+        async with self.db.write() as conn:
+            await RunStepRepository(conn, self.project_id).update(
+                turn.tool_step_id,
+                {"step_details": {"type": "tool_calls", "tool_calls": details}, "usage": _usage(usage)},
+            )
+            paused = await states.transition(
+                conn,
+                self.project_id,
+                self.run_id,
+                expect={"in_progress"},
+                to="requires_action",
+                required_action=required_action,
+                # Nobody works on the run while it waits for the client.
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        if paused is not None:
+            self.bus.publish(self.run_id, "thread.run.requires_action", paused)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _step_row(self, run: Run, step_id: str, clock: int, details: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": step_id,
+            "created_at": clock,
+            "run_id": run.id,
+            "thread_id": run.thread_id,
+            "assistant_id": run.assistant_id,
+            "type": details["type"],
+            "status": "in_progress",
+            "step_details": details,
+            "last_error": None,
+            "expired_at": None,
+            "cancelled_at": None,
+            "failed_at": None,
+            "completed_at": None,
+            "metadata": {},
+            "usage": None,
+        }
+
+
+def _auto_truncation(run: Run) -> bool:
+    return run.truncation_strategy is None or run.truncation_strategy.type == "auto"
+
+
+def _fit(
+    chat: list[dict[str, Any]], backend: ChatBackend, limit: int, *, auto: bool
+) -> list[dict[str, Any]] | None:
+    """The conversation within ``limit`` prompt tokens: with auto truncation the oldest messages go
+    first (never the instructions, never the newest message); None when it cannot fit."""
+    chat = list(chat)
+    system = 1 if chat and chat[0]["role"] == "system" else 0
+    while backend.count_tokens(chat) > limit:
+        if not auto or len(chat) - system <= 1:
+            return None
+        del chat[system]
+        # A tool result without the call that asked for it means nothing to a model.
+        while len(chat) - system > 1 and chat[system]["role"] == "tool":
+            del chat[system]
+    return chat

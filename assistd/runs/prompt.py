@@ -1,0 +1,97 @@
+"""What the model sees: the run's instructions, the thread so far, and the run's own earlier steps,
+in the Chat Completions message format."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.store import tables
+from assistd.types import Run
+
+messages = tables.messages
+steps = tables.run_steps
+
+
+def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    """Thread message content as chat content: a string when it is all text."""
+    texts = [part["text"]["value"] for part in parts if part["type"] == "text"]
+    images = [part for part in parts if part["type"] == "image_url"]
+    if not images:
+        return "\n".join(texts)
+    chat: list[dict[str, Any]] = [{"type": "text", "text": text} for text in texts]
+    chat += [{"type": "image_url", "image_url": part["image_url"]} for part in images]
+    return chat
+
+
+async def build_messages(conn: AsyncConnection, run: Run, project_id: str) -> list[dict[str, Any]]:
+    chat: list[dict[str, Any]] = []
+    if run.instructions:
+        chat.append({"role": "system", "content": run.instructions})
+
+    history = select(messages.c.role, messages.c.content).where(
+        messages.c.project_id == project_id,
+        messages.c.thread_id == run.thread_id,
+        or_(messages.c.run_id.is_(None), messages.c.run_id != run.id),
+    )
+    truncation = run.truncation_strategy
+    if truncation is not None and truncation.type == "last_messages" and truncation.last_messages:
+        newest = history.order_by(messages.c.created_at.desc(), messages.c.seq.desc())
+        rows = list(await conn.execute(newest.limit(truncation.last_messages)))[::-1]
+    else:
+        rows = list(await conn.execute(history.order_by(messages.c.created_at, messages.c.seq)))
+    chat += [{"role": row.role, "content": _content(row.content)} for row in rows]
+    chat += await _own_steps(conn, run, project_id)
+    return chat
+
+
+async def _own_steps(conn: AsyncConnection, run: Run, project_id: str) -> list[dict[str, Any]]:
+    """The run's earlier turns: its messages and its completed tool calls with their outputs."""
+    rows = await conn.execute(
+        select(steps.c.step_details)
+        .where(steps.c.project_id == project_id, steps.c.run_id == run.id, steps.c.status == "completed")
+        .order_by(steps.c.created_at, steps.c.seq)
+    )
+    details = [row.step_details for row in rows]
+    message_ids = [d["message_creation"]["message_id"] for d in details if d["type"] == "message_creation"]
+    texts: dict[str, Any] = {}
+    if message_ids:
+        found = await conn.execute(
+            select(messages.c.id, messages.c.content).where(messages.c.id.in_(message_ids))
+        )
+        texts = {row.id: _content(row.content) for row in found}
+
+    chat: list[dict[str, Any]] = []
+    for detail in details:
+        if detail["type"] == "message_creation":
+            chat.append(
+                {"role": "assistant", "content": texts.get(detail["message_creation"]["message_id"], "")}
+            )
+            continue
+        calls = [call for call in detail["tool_calls"] if call["type"] == "function"]
+        if not calls:
+            continue
+        chat.append(
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {
+                            "name": call["function"]["name"],
+                            "arguments": call["function"]["arguments"],
+                        },
+                    }
+                    for call in calls
+                ],
+            }
+        )
+        chat += [
+            {"role": "tool", "tool_call_id": call["id"], "content": call["function"]["output"] or ""}
+            for call in calls
+        ]
+    return chat

@@ -1,0 +1,143 @@
+"""The worker: claims runs from the queue in the database and executes them, a bounded number at once.
+
+It wakes when a run is queued in this process (``wake``) and otherwise polls, so runs queued by
+another process or left behind by a dead worker (lapsed lease) are found too. It renews the leases of
+the runs it executes, and sweeps runs that passed their deadline while no one executed them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+
+from assistd.runs.executor import Engine, RunExecutor
+from assistd.runs.lifecycle import finish_run
+from assistd.store import queue
+
+logger = logging.getLogger("assistd.worker")
+
+
+class Worker:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        concurrency: int,
+        lease_seconds: float,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.engine = engine
+        self.id = f"wrk_{secrets.token_hex(8)}"
+        self.concurrency = concurrency
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.executors: dict[str, tuple[RunExecutor, asyncio.Task[None]]] = {}
+        self._wake = asyncio.Event()
+        self._background: list[asyncio.Task[None]] = []
+
+    # -- control -----------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._background = [
+            asyncio.create_task(self._claim_loop(), name="assistd-claim"),
+            asyncio.create_task(
+                self._every(self.lease_seconds / 3, self._heartbeat), name="assistd-heartbeat"
+            ),
+            asyncio.create_task(self._every(self.poll_seconds, self._sweep), name="assistd-sweeper"),
+        ]
+
+    def wake(self) -> None:
+        """A run was queued or changed: look at the queue now rather than at the next poll."""
+        self._wake.set()
+
+    def cancel(self, run_id: str) -> None:
+        """Stop the model call of a run this worker executes (its status is already ``cancelling``)."""
+        entry = self.executors.get(run_id)
+        if entry is not None:
+            executor, task = entry
+            executor.cancel_reason = "cancel"
+            task.cancel()
+        self.wake()
+
+    async def stop(self, grace_seconds: float = 5.0) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        tasks = [task for _, task in self.executors.values()]
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=grace_seconds)
+            for executor, task in list(self.executors.values()):
+                if task in pending:
+                    executor.cancel_reason = "shutdown"
+                    task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    # -- loops -------------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            try:
+                while len(self.executors) < self.concurrency:
+                    async with self.engine.database.write() as conn:
+                        claim = await queue.claim_next(conn, self.id, self.lease_seconds)
+                    if claim is None:
+                        break
+                    self._start(claim)
+            except Exception:
+                logger.exception("claiming runs failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+
+    def _start(self, claim: queue.Claim) -> None:
+        executor = RunExecutor(self.engine, claim)
+        task = asyncio.create_task(executor.execute(), name=f"assistd-run-{claim.run_id}")
+        self.executors[claim.run_id] = (executor, task)
+        task.add_done_callback(lambda done: self._done(claim.run_id, done))
+
+    def _done(self, run_id: str, task: asyncio.Task[None]) -> None:
+        entry = self.executors.get(run_id)
+        if entry is not None and entry[1] is task:
+            del self.executors[run_id]
+            # Hand the run back if it is still ours (a cancel that raced the executor's last step).
+            asyncio.get_running_loop().create_task(self._release(run_id))
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("executor of %s crashed", run_id, exc_info=task.exception())
+        self.wake()
+
+    async def _release(self, run_id: str) -> None:
+        async with self.engine.database.write() as conn:
+            await queue.release(conn, self.id, run_id)
+        self.wake()
+
+    async def _every(self, seconds: float, action: object) -> None:
+        assert callable(action)
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await action()
+            except Exception:
+                logger.exception("background task of the worker failed; it will run again")
+
+    async def _heartbeat(self) -> None:
+        if self.executors:
+            async with self.engine.database.write() as conn:
+                await queue.renew_leases(conn, self.id, list(self.executors), self.lease_seconds)
+
+    async def _sweep(self) -> None:
+        """Expire runs that outlived their deadline while nobody executed them."""
+        async with self.engine.database.read() as conn:
+            overdue = await queue.overdue(conn)
+        for claim in overdue:
+            await finish_run(
+                self.engine.database,
+                self.engine.bus,
+                claim.project_id,
+                claim.run_id,
+                outcome="expired",
+                expect={"queued", "requires_action"},
+            )

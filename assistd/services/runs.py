@@ -1,0 +1,358 @@
+"""Runs and their steps: create (also with a new thread), read, list, modify, cancel, tool outputs.
+
+Services only write the request's effect and queue the run; the worker executes it (assistd.runs).
+A client that streams subscribes to the run's events before the run is queued, so it misses none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.errors import InvalidRequest, NotFound
+from assistd.ids import Prefix, new_id, now
+from assistd.protocol.common import dump_response_format
+from assistd.protocol.pagination import Page, PageRequest
+from assistd.protocol.runs import RunCreate, RunModify, RunOptions, SubmitToolOutputs, ThreadAndRunCreate
+from assistd.protocol.threads import ThreadCreate
+from assistd.runs import states
+from assistd.runs.events import Subscription
+from assistd.runs.runtime import Runtime
+from assistd.services.common import dump
+from assistd.services.messages import new_message_row
+from assistd.services.scope import Scope
+from assistd.services.thread_lock import lock_thread, refuse_new_run
+from assistd.services.threads import insert_thread
+from assistd.store import tables
+from assistd.store.repositories import (
+    AssistantRepository,
+    MessageRepository,
+    RunRepository,
+    RunStepRepository,
+    ThreadRepository,
+)
+from assistd.types import Assistant, Run, RunStep, Thread
+
+DEFAULT_TRUNCATION = {"type": "auto", "last_messages": None}
+
+
+@dataclass
+class RunStart:
+    """A queued run, and its events for a client that streams them."""
+
+    run: Run
+    events: Subscription | None = None
+    thread: Thread | None = None
+
+
+def _json(value: BaseModel) -> Any:
+    return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+class RunService:
+    def __init__(self, scope: Scope, runtime: Runtime) -> None:
+        self.scope = scope
+        self.runtime = runtime
+        self.bus = runtime.engine.bus
+
+    # -- starting runs -------------------------------------------------------------------------------
+
+    async def create(self, thread_id: str, request: RunCreate) -> RunStart:
+        async def write(conn: AsyncConnection, run_id: str) -> tuple[Run, Thread | None]:
+            await lock_thread(conn, self.scope.project_id, thread_id)
+            await refuse_new_run(conn, self.scope.project_id, thread_id)
+            if request.additional_messages:
+                rows = [new_message_row(thread_id, m, now()) for m in request.additional_messages]
+                await MessageRepository(conn, self.scope.project_id).insert_many(rows)
+            run = await self._insert_run(
+                conn,
+                run_id,
+                thread_id,
+                request,
+                additional_instructions=request.additional_instructions,
+                reasoning_effort=request.reasoning_effort,
+            )
+            return run, None
+
+        return await self._start(write, stream=bool(request.stream))
+
+    async def create_thread_and_run(self, request: ThreadAndRunCreate) -> RunStart:
+        async def write(conn: AsyncConnection, run_id: str) -> tuple[Run, Thread | None]:
+            thread = await insert_thread(conn, self.scope.project_id, _thread_request(request))
+            run = await self._insert_run(conn, run_id, thread.id, request)
+            return run, thread
+
+        return await self._start(write, stream=bool(request.stream))
+
+    async def _start(
+        self,
+        write: Callable[[AsyncConnection, str], Awaitable[tuple[Run, Thread | None]]],
+        *,
+        stream: bool,
+    ) -> RunStart:
+        run_id = new_id(Prefix.RUN)
+        events = self.bus.subscribe(run_id) if stream else None
+        try:
+            async with self.scope.database.write() as conn:
+                run, thread = await write(conn, run_id)
+        except BaseException:
+            if events is not None:
+                events.close()
+            raise
+        if thread is not None:
+            self.bus.publish(run_id, "thread.created", thread)
+        self.bus.publish(run_id, "thread.run.created", run)
+        self.bus.publish(run_id, "thread.run.queued", run)
+        self.runtime.worker.wake()
+        return RunStart(run=run, events=events, thread=thread)
+
+    async def _insert_run(
+        self,
+        conn: AsyncConnection,
+        run_id: str,
+        thread_id: str,
+        options: RunOptions,
+        *,
+        additional_instructions: str | None = None,
+        reasoning_effort: str | None = None,
+    ) -> Run:
+        assistant = await AssistantRepository(conn, self.scope.project_id).get(options.assistant_id)
+        if assistant is None:
+            raise NotFound("assistant", options.assistant_id)
+        tools = (
+            [dump(tool) for tool in options.tools]
+            if options.tools is not None
+            else [_json(tool) for tool in assistant.tools]
+        )
+        tool_choice = _checked_tool_choice(options, tools)
+        clock = now()
+        deadline = clock + self.runtime.run_ttl_seconds
+        values = {
+            "id": run_id,
+            "created_at": clock,
+            "thread_id": thread_id,
+            "assistant_id": assistant.id,
+            "status": "queued",
+            "required_action": None,
+            "last_error": None,
+            "expires_at": deadline,
+            "deadline": deadline,
+            "started_at": None,
+            "cancelled_at": None,
+            "failed_at": None,
+            "completed_at": None,
+            "incomplete_details": None,
+            "model": options.model or assistant.model,
+            "instructions": _instructions(options, assistant, additional_instructions),
+            "tools": tools,
+            "metadata": options.metadata or {},
+            "usage": None,
+            "temperature": _first(options.temperature, assistant.temperature, 1.0),
+            "top_p": _first(options.top_p, assistant.top_p, 1.0),
+            "max_prompt_tokens": options.max_prompt_tokens,
+            "max_completion_tokens": options.max_completion_tokens,
+            "truncation_strategy": (
+                dump(options.truncation_strategy)
+                | {"last_messages": options.truncation_strategy.last_messages}
+                if options.truncation_strategy is not None
+                else DEFAULT_TRUNCATION
+            ),
+            "tool_choice": tool_choice,
+            "parallel_tool_calls": True
+            if options.parallel_tool_calls is None
+            else options.parallel_tool_calls,
+            "response_format": _response_format(options, assistant),
+            "reasoning_effort": reasoning_effort,
+        }
+        return await RunRepository(conn, self.scope.project_id).insert(values)
+
+    # -- reading and changing runs -------------------------------------------------------------------
+
+    async def get(self, thread_id: str, run_id: str) -> Run:
+        async with self.scope.database.read() as conn:
+            return await self._run(conn, thread_id, run_id)
+
+    async def list(self, thread_id: str, page: PageRequest) -> Page[Run]:
+        async with self.scope.database.read() as conn:
+            await self._require_thread(conn, thread_id)
+            return await RunRepository(conn, self.scope.project_id).page(
+                page, tables.runs.c.thread_id == thread_id
+            )
+
+    async def modify(self, thread_id: str, run_id: str, request: RunModify) -> Run:
+        async with self.scope.database.write() as conn:
+            await self._run(conn, thread_id, run_id)
+            run = await RunRepository(conn, self.scope.project_id).update(
+                run_id, {"metadata": request.metadata or {}}
+            )
+        assert run is not None
+        return run
+
+    async def cancel(self, thread_id: str, run_id: str) -> Run:
+        async with self.scope.database.write() as conn:
+            current = await self._run(conn, thread_id, run_id)
+            run = await states.transition(
+                conn,
+                self.scope.project_id,
+                run_id,
+                expect={"queued", "in_progress", "requires_action"},
+                to="cancelling",
+            )
+        if run is None:
+            raise InvalidRequest(f"Cannot cancel run with status '{current.status}'.")
+        self.bus.publish(run_id, "thread.run.cancelling", run)
+        self.runtime.worker.cancel(run_id)
+        return run
+
+    async def submit_tool_outputs(self, thread_id: str, run_id: str, request: SubmitToolOutputs) -> RunStart:
+        events = self.bus.subscribe(run_id) if request.stream else None
+        try:
+            async with self.scope.database.write() as conn:
+                step, run = await self._accept_outputs(conn, thread_id, run_id, request)
+        except BaseException:
+            if events is not None:
+                events.close()
+            raise
+        self.bus.publish(run_id, "thread.run.step.completed", step)
+        self.bus.publish(run_id, "thread.run.queued", run)
+        self.runtime.worker.wake()
+        return RunStart(run=run, events=events)
+
+    async def _accept_outputs(
+        self, conn: AsyncConnection, thread_id: str, run_id: str, request: SubmitToolOutputs
+    ) -> tuple[RunStep, Run]:
+        run = await self._run(conn, thread_id, run_id)
+        if run.status != "requires_action" or run.required_action is None:
+            raise InvalidRequest(f'Runs in status "{run.status}" do not accept tool outputs.')
+        pending = [call.id for call in run.required_action.submit_tool_outputs.tool_calls]
+        given = [output.tool_call_id for output in request.tool_outputs]
+        for index, call_id in enumerate(given):
+            if call_id not in pending:
+                raise InvalidRequest(
+                    f"No tool call found with id '{call_id}' awaiting an output.",
+                    param=f"tool_outputs[{index}].tool_call_id",
+                )
+            if given.index(call_id) != index:
+                raise InvalidRequest(
+                    f"Duplicate output for tool call '{call_id}'.",
+                    param=f"tool_outputs[{index}].tool_call_id",
+                )
+        missing = [call_id for call_id in pending if call_id not in given]
+        if missing:
+            raise InvalidRequest(
+                f"Expected tool outputs for call ids {pending}, but received only {given}; "
+                f"missing {missing}.",
+                param="tool_outputs",
+            )
+
+        steps = RunStepRepository(conn, self.scope.project_id)
+        step_id = await conn.scalar(
+            select(tables.run_steps.c.id).where(
+                tables.run_steps.c.run_id == run_id,
+                tables.run_steps.c.type == "tool_calls",
+                tables.run_steps.c.status == "in_progress",
+            )
+        )
+        step = await steps.get(step_id) if step_id else None
+        if step is None:
+            raise InvalidRequest(f"Run {run_id} has no tool call step awaiting outputs.")
+        outputs = {output.tool_call_id: output.output for output in request.tool_outputs}
+        details = _json(step.step_details)
+        for call in details["tool_calls"]:
+            if call["type"] == "function":
+                call["function"]["output"] = outputs.get(call["id"])
+        completed = await steps.update(
+            step.id, {"step_details": details, "status": "completed", "completed_at": now()}
+        )
+        queued = await states.transition(
+            conn, self.scope.project_id, run_id, expect={"requires_action"}, to="queued"
+        )
+        if completed is None or queued is None:
+            raise InvalidRequest(f"Run {run_id} stopped waiting for tool outputs.")
+        return completed, queued
+
+    # -- steps ---------------------------------------------------------------------------------------
+
+    async def list_steps(self, thread_id: str, run_id: str, page: PageRequest) -> Page[RunStep]:
+        async with self.scope.database.read() as conn:
+            await self._run(conn, thread_id, run_id)
+            return await RunStepRepository(conn, self.scope.project_id).page(
+                page, tables.run_steps.c.run_id == run_id
+            )
+
+    async def get_step(self, thread_id: str, run_id: str, step_id: str) -> RunStep:
+        async with self.scope.database.read() as conn:
+            await self._run(conn, thread_id, run_id)
+            step = await RunStepRepository(conn, self.scope.project_id).get(
+                step_id, tables.run_steps.c.run_id == run_id
+            )
+        if step is None:
+            raise NotFound("run step", step_id)
+        return step
+
+    # -- helpers -------------------------------------------------------------------------------------
+
+    async def _require_thread(self, conn: AsyncConnection, thread_id: str) -> None:
+        if await ThreadRepository(conn, self.scope.project_id).get(thread_id) is None:
+            raise NotFound("thread", thread_id)
+
+    async def _run(self, conn: AsyncConnection, thread_id: str, run_id: str) -> Run:
+        await self._require_thread(conn, thread_id)
+        run = await RunRepository(conn, self.scope.project_id).get(
+            run_id, tables.runs.c.thread_id == thread_id
+        )
+        if run is None:
+            raise NotFound("run", run_id)
+        return run
+
+
+def _thread_request(request: ThreadAndRunCreate) -> ThreadCreate:
+    """The thread to create; the request's top-level tool_resources are the thread's."""
+    thread = request.thread or ThreadCreate()
+    if request.tool_resources is not None:
+        thread = thread.model_copy(update={"tool_resources": request.tool_resources})
+    return thread
+
+
+def _first(*values: float | None) -> float | None:
+    return next((value for value in values if value is not None), None)
+
+
+def _instructions(options: RunOptions, assistant: Assistant, additional: str | None) -> str:
+    base = options.instructions if options.instructions is not None else (assistant.instructions or "")
+    if additional:
+        return f"{base}\n\n{additional}" if base else additional
+    return base
+
+
+def _response_format(options: RunOptions, assistant: Assistant) -> Any:
+    if options.response_format is not None:
+        return dump_response_format(options.response_format)
+    if assistant.response_format is None or isinstance(assistant.response_format, str):
+        return assistant.response_format or "auto"
+    return _json(assistant.response_format)
+
+
+def _checked_tool_choice(options: RunOptions, tools: list[dict[str, Any]]) -> Any:
+    choice = options.tool_choice
+    if choice is None:
+        return "auto"
+    if isinstance(choice, str):
+        return choice
+    if choice.type == "function":
+        names = {tool["function"]["name"] for tool in tools if tool["type"] == "function"}
+        if choice.function.name not in names:
+            raise InvalidRequest(
+                f"Invalid 'tool_choice': the run has no function named '{choice.function.name}'.",
+                param="tool_choice",
+            )
+    elif choice.type not in {tool["type"] for tool in tools}:
+        raise InvalidRequest(
+            f"Invalid 'tool_choice': the run has no {choice.type} tool.", param="tool_choice"
+        )
+    return dump(choice)

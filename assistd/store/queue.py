@@ -1,0 +1,84 @@
+"""The run queue: how workers claim runs. Above the project scope on purpose: a worker serves every
+project, and scopes everything it does afterwards by the claimed run's project."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.ids import now
+from assistd.store import tables
+
+runs = tables.runs
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    project_id: str
+    run_id: str
+    status: str  # the status the run had when it was claimed
+
+
+async def claim_next(conn: AsyncConnection, worker_id: str, lease_seconds: float) -> Claim | None:
+    """Take one run that needs a worker: queued, cancelling, or in progress under a lease that lapsed
+    (its worker died). Its status is left as it was; the lease is now ours."""
+    clock = time.time()
+    free = or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < clock)
+    wanted = or_(
+        and_(runs.c.status.in_(("queued", "cancelling")), free),
+        and_(runs.c.status == "in_progress", runs.c.lease_expires_at < clock),
+    )
+    statement = (
+        select(runs.c.id, runs.c.project_id, runs.c.status)
+        .where(wanted)
+        .order_by(runs.c.seq)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    row = (await conn.execute(statement)).first()
+    if row is None:
+        return None
+    await conn.execute(
+        update(runs)
+        .where(runs.c.id == row.id)
+        .values(lease_owner=worker_id, lease_expires_at=clock + lease_seconds)
+    )
+    return Claim(project_id=row.project_id, run_id=row.id, status=row.status)
+
+
+async def renew_leases(
+    conn: AsyncConnection, worker_id: str, run_ids: list[str], lease_seconds: float
+) -> None:
+    if run_ids:
+        await conn.execute(
+            update(runs)
+            .where(runs.c.id.in_(run_ids), runs.c.lease_owner == worker_id)
+            .values(lease_expires_at=time.time() + lease_seconds)
+        )
+
+
+async def release(conn: AsyncConnection, worker_id: str, run_id: str) -> None:
+    """Give up our lease on a run that no executor of ours works on any more. A run still in progress
+    keeps it: its lease must lapse so that recovery finds it."""
+    await conn.execute(
+        update(runs)
+        .where(runs.c.id == run_id, runs.c.lease_owner == worker_id, runs.c.status != "in_progress")
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+async def overdue(conn: AsyncConnection, limit: int = 100) -> list[Claim]:
+    """Runs past their deadline that no worker is executing: waiting in the queue or for tool outputs."""
+    statement = (
+        select(runs.c.id, runs.c.project_id, runs.c.status)
+        .where(
+            runs.c.status.in_(("queued", "requires_action")),
+            runs.c.deadline < now(),
+            or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < time.time()),
+        )
+        .limit(limit)
+    )
+    return [Claim(row.project_id, row.id, row.status) for row in await conn.execute(statement)]
