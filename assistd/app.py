@@ -6,10 +6,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from assistd import __version__
 from assistd.api import assistants, health, messages, runs, threads
+from assistd.api.deps import check_path_ids
 from assistd.api.errors import install_error_handlers
 from assistd.api.middleware import RequestGuard
 from assistd.backends.registry import BackendRegistry
@@ -63,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
 
-    v1 = APIRouter(prefix="/v1")
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_path_ids)])
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
     for module in (assistants, runs, threads, messages):
         v1.include_router(module.router)

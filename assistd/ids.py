@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 import time
@@ -31,3 +32,12 @@ def new_id(prefix: Prefix) -> str:
 def now() -> int:
     """The current time as the API reports it: integer Unix seconds."""
     return int(time.time())
+
+
+_PLAUSIBLE = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def is_plausible_id(value: str) -> bool:
+    """Whether ``value`` could be an object id at all. Anything else names no object, and is never sent
+    to the database (PostgreSQL refuses some characters outright)."""
+    return _PLAUSIBLE.fullmatch(value) is not None

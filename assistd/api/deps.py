@@ -7,7 +7,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from assistd.config import Settings
-from assistd.errors import AuthenticationFailed
+from assistd.errors import AuthenticationFailed, NotFound
+from assistd.ids import is_plausible_id
 from assistd.runs.runtime import Runtime
 from assistd.services.assistants import AssistantService
 from assistd.services.messages import MessageService
@@ -16,6 +17,22 @@ from assistd.services.scope import Scope
 from assistd.services.threads import ThreadService
 from assistd.store.database import Database
 from assistd.store.tables import DEFAULT_PROJECT_ID
+
+# How errors name the object a path parameter refers to.
+_PATH_KINDS = {
+    "assistant_id": "assistant",
+    "thread_id": "thread",
+    "message_id": "message",
+    "run_id": "run",
+    "step_id": "run step",
+}
+
+
+async def check_path_ids(request: Request) -> None:
+    """A path id that cannot be an id names no object: 404 before any query is made."""
+    for name, value in request.path_params.items():
+        if name in _PATH_KINDS and not is_plausible_id(value):
+            raise NotFound(_PATH_KINDS[name], value)
 
 
 def _bearer(request: Request) -> str | None:
@@ -26,7 +43,7 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def resolve_project(request: Request) -> str:
+async def resolve_project(request: Request) -> str:
     """The project the request acts in. Open mode (no keys configured) serves the default project."""
     settings: Settings = request.app.state.settings
     if settings.open_mode:
@@ -47,7 +64,7 @@ def _redact(token: str) -> str:
     return f"{token[:3]}***{token[-4:]}" if len(token) > 10 else "***"
 
 
-def get_scope(request: Request, project_id: Annotated[str, Depends(resolve_project)]) -> Scope:
+async def get_scope(request: Request, project_id: Annotated[str, Depends(resolve_project)]) -> Scope:
     database: Database = request.app.state.database
     return Scope(database=database, project_id=project_id)
 
@@ -55,19 +72,19 @@ def get_scope(request: Request, project_id: Annotated[str, Depends(resolve_proje
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 
 
-def assistant_service(scope: ScopeDep) -> AssistantService:
+async def assistant_service(scope: ScopeDep) -> AssistantService:
     return AssistantService(scope)
 
 
-def thread_service(scope: ScopeDep) -> ThreadService:
+async def thread_service(scope: ScopeDep) -> ThreadService:
     return ThreadService(scope)
 
 
-def message_service(scope: ScopeDep) -> MessageService:
+async def message_service(scope: ScopeDep) -> MessageService:
     return MessageService(scope)
 
 
-def run_service(request: Request, scope: ScopeDep) -> RunService:
+async def run_service(request: Request, scope: ScopeDep) -> RunService:
     runtime: Runtime = request.app.state.runtime
     return RunService(scope, runtime)
 

@@ -111,15 +111,20 @@ def _describe(error: dict[str, Any], param: str | None) -> str:
         )
     if kind == "json_invalid":
         return f"We could not parse the JSON body of your request. ({ctx.get('error', msg)})"
+    # "Input should be ..." reads on as "input should be ..."; "NUL characters ..." stays as it is.
+    detail = msg[:1].lower() + msg[1:] if msg[1:2].islower() else msg
     if kind.endswith("_type") or kind in {"model_attributes_type", "model_type"}:
-        return f"Invalid type for {name}: {msg[:1].lower()}{msg[1:]}."
-    return f"Invalid value for {name}: {msg[:1].lower()}{msg[1:]}."
+        return f"Invalid type for {name}: {detail}."
+    return f"Invalid value for {name}: {detail}."
 
 
 def describe_validation_error(errors: Sequence[Any], body: Any) -> tuple[str, str | None]:
     """One message and param for a failed validation, as OpenAI reports the first problem it finds."""
-    # Several errors usually mean one per union member; the deepest is the one the client meant.
-    error = max(errors, key=lambda item: len(item.get("loc", ())))
+    # Several errors usually mean one per union member. The deepest is the one the client meant; among
+    # equally deep ones, a branch that failed on the input's type is the one the client did not mean.
+    error = max(
+        errors, key=lambda item: (len(item.get("loc", ())), not str(item.get("type", "")).endswith("_type"))
+    )
     loc = list(error.get("loc", ()))
     source = loc.pop(0) if loc and loc[0] in {"body", "query", "path", "header"} else "body"
     ctx = error.get("ctx") or {}

@@ -21,7 +21,7 @@ def json_response(obj: BaseModel, status_code: int = 200) -> Response:
     )
 
 
-def page_request(
+async def page_request(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     order: Order = "desc",
     after: str | None = None,

@@ -7,28 +7,11 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from assistd.protocol.storable import find_unstorable
+
 METADATA_MAX_PAIRS = 16
 METADATA_MAX_KEY = 64
 METADATA_MAX_VALUE = 512
-
-
-def find_nul(value: Any, path: str = "") -> str | None:
-    """The path (``messages[0].content``) of the first string holding a NUL character, if any."""
-    if isinstance(value, str):
-        return path if "\x00" in value else None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if "\x00" in key:
-                return path or key
-            found = find_nul(item, f"{path}.{key}" if path else key)
-            if found is not None:
-                return found
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            found = find_nul(item, f"{path}[{index}]")
-            if found is not None:
-                return found
-    return None
 
 
 class RequestModel(BaseModel):
@@ -38,18 +21,16 @@ class RequestModel(BaseModel):
 
 
 class RequestBody(RequestModel):
-    """A whole request body. NUL characters are refused anywhere in it: PostgreSQL cannot store them,
-    and no legitimate client sends them."""
+    """A whole request body, refused at once if any part of it cannot be stored (see storable.py)."""
 
     @model_validator(mode="before")
     @classmethod
-    def _refuse_nul(cls, data: Any) -> Any:
-        path = find_nul(data)
-        if path is not None:
+    def _refuse_unstorable(cls, data: Any) -> Any:
+        found = find_unstorable(data)
+        if found is not None:
+            path, problem = found
             # The error names the field; the HTTP layer turns ctx["param"] into the error's param.
-            raise PydanticCustomError(
-                "nul_character", "NUL characters (\\u0000) are not allowed.", {"param": path}
-            )
+            raise PydanticCustomError("unstorable", problem, {"param": path or None})
         return data
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import false
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.errors import NotFound
-from assistd.ids import Prefix, new_id, now
+from assistd.ids import Prefix, is_plausible_id, new_id, now
 from assistd.protocol.messages import ContentPart, MessageCreate, MessageModify, TextPart
 from assistd.protocol.pagination import Page, PageRequest
 from assistd.services.common import dump
@@ -100,7 +101,8 @@ class MessageService:
     async def list(self, thread_id: str, page: PageRequest, run_id: str | None = None) -> Page[Message]:
         where = [tables.messages.c.thread_id == thread_id]
         if run_id is not None:
-            where.append(tables.messages.c.run_id == run_id)
+            # An id that cannot exist matches no message (and is not sent to the database).
+            where.append(tables.messages.c.run_id == run_id if is_plausible_id(run_id) else false())
         async with self.scope.database.read() as conn:
             await self._require_thread(conn, thread_id)
             return await MessageRepository(conn, self.scope.project_id).page(page, *where)

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Select, Table, delete, insert, select, tup
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.errors import InvalidRequest
+from assistd.ids import is_plausible_id
 from assistd.protocol.pagination import Page, PageRequest
 
 T = TypeVar("T", bound=BaseModel)
@@ -120,6 +121,8 @@ class Repository(Generic[T]):
         )
 
     async def _cursor(self, object_id: str, param: str, where: Sequence[ColumnElement[bool]]) -> Any:
+        if not is_plausible_id(object_id):
+            raise InvalidRequest(f"Invalid '{param}': '{object_id}' is not an object id.", param=param)
         statement = select(self.table.c.created_at, self.table.c.seq).where(
             self.table.c.id == object_id, self.table.c.project_id == self.project_id, *where
         )
