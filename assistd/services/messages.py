@@ -5,17 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import false
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from assistd.errors import NotFound
 from assistd.ids import Prefix, is_plausible_id, new_id, now
 from assistd.protocol.messages import ContentPart, MessageCreate, MessageModify, TextPart
 from assistd.protocol.pagination import Page, PageRequest
 from assistd.services.common import dump
 from assistd.services.scope import Scope
-from assistd.services.thread_lock import lock_thread, refuse_new_message
+from assistd.services.thread_guard import lock_for_new_message, missing_child, page_in_thread
 from assistd.store import tables
-from assistd.store.repositories import MessageRepository, ThreadRepository
+from assistd.store.repositories import MessageRepository
 from assistd.types import Message, MessageDeleted
 
 
@@ -57,45 +55,37 @@ class MessageService:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
 
-    async def _require_thread(self, conn: AsyncConnection, thread_id: str) -> None:
-        if await ThreadRepository(conn, self.scope.project_id).get(thread_id) is None:
-            raise NotFound("thread", thread_id)
-
     async def create(self, thread_id: str, request: MessageCreate) -> Message:
         async with self.scope.database.write() as conn:
-            await lock_thread(conn, self.scope.project_id, thread_id)
-            await refuse_new_message(conn, self.scope.project_id, thread_id)
+            await lock_for_new_message(conn, self.scope.project_id, thread_id)
             row = new_message_row(thread_id, request, now())
             return await MessageRepository(conn, self.scope.project_id).insert(row)
 
     async def get(self, thread_id: str, message_id: str) -> Message:
         async with self.scope.database.read() as conn:
-            await self._require_thread(conn, thread_id)
             message = await MessageRepository(conn, self.scope.project_id).get(
                 message_id, tables.messages.c.thread_id == thread_id
             )
-        if message is None:
-            raise NotFound("message", message_id)
+            if message is None:
+                raise await missing_child(conn, self.scope.project_id, thread_id, "message", message_id)
         return message
 
     async def modify(self, thread_id: str, message_id: str, request: MessageModify) -> Message:
         async with self.scope.database.write() as conn:
-            await self._require_thread(conn, thread_id)
             message = await MessageRepository(conn, self.scope.project_id).update(
                 message_id, {"metadata": request.metadata or {}}, tables.messages.c.thread_id == thread_id
             )
-        if message is None:
-            raise NotFound("message", message_id)
+            if message is None:
+                raise await missing_child(conn, self.scope.project_id, thread_id, "message", message_id)
         return message
 
     async def delete(self, thread_id: str, message_id: str) -> MessageDeleted:
         async with self.scope.database.write() as conn:
-            await self._require_thread(conn, thread_id)
             deleted = await MessageRepository(conn, self.scope.project_id).delete(
                 message_id, tables.messages.c.thread_id == thread_id
             )
-        if not deleted:
-            raise NotFound("message", message_id)
+            if not deleted:
+                raise await missing_child(conn, self.scope.project_id, thread_id, "message", message_id)
         return MessageDeleted(id=message_id, object="thread.message.deleted", deleted=True)
 
     async def list(self, thread_id: str, page: PageRequest, run_id: str | None = None) -> Page[Message]:
@@ -104,5 +94,7 @@ class MessageService:
             # An id that cannot exist matches no message (and is not sent to the database).
             where.append(tables.messages.c.run_id == run_id if is_plausible_id(run_id) else false())
         async with self.scope.database.read() as conn:
-            await self._require_thread(conn, thread_id)
-            return await MessageRepository(conn, self.scope.project_id).page(page, *where)
+            repository = MessageRepository(conn, self.scope.project_id)
+            return await page_in_thread(
+                conn, self.scope.project_id, thread_id, lambda: repository.page(page, *where)
+            )

@@ -26,7 +26,7 @@ from assistd.runs.runtime import Runtime
 from assistd.services.common import dump
 from assistd.services.messages import new_message_row
 from assistd.services.scope import Scope
-from assistd.services.thread_lock import lock_thread, refuse_new_run
+from assistd.services.thread_guard import lock_for_new_run, missing_child, page_in_thread
 from assistd.services.threads import insert_thread
 from assistd.store import tables
 from assistd.store.repositories import (
@@ -34,7 +34,6 @@ from assistd.store.repositories import (
     MessageRepository,
     RunRepository,
     RunStepRepository,
-    ThreadRepository,
 )
 from assistd.types import Assistant, Run, RunStep, Thread
 
@@ -64,8 +63,7 @@ class RunService:
 
     async def create(self, thread_id: str, request: RunCreate) -> RunStart:
         async def write(conn: AsyncConnection, run_id: str) -> tuple[Run, Thread | None]:
-            await lock_thread(conn, self.scope.project_id, thread_id)
-            await refuse_new_run(conn, self.scope.project_id, thread_id)
+            await lock_for_new_run(conn, self.scope.project_id, thread_id)
             if request.additional_messages:
                 rows = [new_message_row(thread_id, m, now()) for m in request.additional_messages]
                 await MessageRepository(conn, self.scope.project_id).insert_many(rows)
@@ -179,9 +177,12 @@ class RunService:
 
     async def list(self, thread_id: str, page: PageRequest) -> Page[Run]:
         async with self.scope.database.read() as conn:
-            await self._require_thread(conn, thread_id)
-            return await RunRepository(conn, self.scope.project_id).page(
-                page, tables.runs.c.thread_id == thread_id
+            repository = RunRepository(conn, self.scope.project_id)
+            return await page_in_thread(
+                conn,
+                self.scope.project_id,
+                thread_id,
+                lambda: repository.page(page, tables.runs.c.thread_id == thread_id),
             )
 
     async def modify(self, thread_id: str, run_id: str, request: RunModify) -> Run:
@@ -297,17 +298,12 @@ class RunService:
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    async def _require_thread(self, conn: AsyncConnection, thread_id: str) -> None:
-        if await ThreadRepository(conn, self.scope.project_id).get(thread_id) is None:
-            raise NotFound("thread", thread_id)
-
     async def _run(self, conn: AsyncConnection, thread_id: str, run_id: str) -> Run:
-        await self._require_thread(conn, thread_id)
         run = await RunRepository(conn, self.scope.project_id).get(
             run_id, tables.runs.c.thread_id == thread_id
         )
         if run is None:
-            raise NotFound("run", run_id)
+            raise await missing_child(conn, self.scope.project_id, thread_id, "run", run_id)
         return run
 
 

@@ -12,7 +12,7 @@ from assistd.protocol.threads import ThreadCreate, ThreadModify
 from assistd.services.common import stored_tool_resources
 from assistd.services.messages import new_message_row
 from assistd.services.scope import Scope
-from assistd.services.thread_lock import lock_thread, refuse_deletion
+from assistd.services.thread_guard import lock_for_deletion
 from assistd.store import tables
 from assistd.store.repositories import (
     MessageRepository,
@@ -73,8 +73,7 @@ class ThreadService:
     async def delete(self, thread_id: str) -> ThreadDeleted:
         project_id = self.scope.project_id
         async with self.scope.database.write() as conn:
-            await lock_thread(conn, project_id, thread_id)
-            await refuse_deletion(conn, project_id, thread_id)
+            await lock_for_deletion(conn, project_id, thread_id)
             await RunStepRepository(conn, project_id).delete_where(tables.run_steps.c.thread_id == thread_id)
             await RunRepository(conn, project_id).delete_where(tables.runs.c.thread_id == thread_id)
             await MessageRepository(conn, project_id).delete_where(tables.messages.c.thread_id == thread_id)

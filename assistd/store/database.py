@@ -22,12 +22,20 @@ def is_sqlite(url: str) -> bool:
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     """An async engine with the settings each backend needs to behave well under concurrency."""
     parsed = make_url(url)
+    # Every connection is used inside a transaction that commits or rolls back (Database.read/write),
+    # so the pool's own rollback on return would only add a round trip.
     if parsed.get_backend_name() != "sqlite":
-        return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+        return create_async_engine(
+            url,
+            pool_size=pool_size,
+            max_overflow=pool_size,
+            pool_pre_ping=True,
+            pool_reset_on_return=None,
+        )
 
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_reset_on_return=None)
     _configure_sqlite(engine)
     return engine
 

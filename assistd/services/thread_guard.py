@@ -1,0 +1,91 @@
+"""Guards of a thread's contents: the thread must exist, and while a run is active on it, the thread
+takes no new messages or runs (the thread lock)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.errors import InvalidRequest, NotFound
+from assistd.protocol.pagination import Page
+from assistd.runs.states import ACTIVE
+from assistd.store import tables
+from assistd.store.repositories import ThreadRepository
+
+T = TypeVar("T", bound=BaseModel)
+
+
+async def require_thread(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
+    if await ThreadRepository(conn, project_id).get(thread_id) is None:
+        raise NotFound("thread", thread_id)
+
+
+async def missing_child(
+    conn: AsyncConnection, project_id: str, thread_id: str, kind: str, object_id: str
+) -> NotFound:
+    """The error for a thread's child that was not found: the thread's own 404 if it is missing too.
+    Asked only after the lookup failed, so a found child costs no extra query."""
+    await require_thread(conn, project_id, thread_id)
+    return NotFound(kind, object_id)
+
+
+async def page_in_thread(
+    conn: AsyncConnection, project_id: str, thread_id: str, fetch: Callable[[], Awaitable[Page[T]]]
+) -> Page[T]:
+    """A page of a thread's children. Only when the page is empty or its cursor unknown is it worth a
+    query to tell a missing thread (404) from an empty list: any item found proves the thread exists."""
+    try:
+        page = await fetch()
+    except InvalidRequest:
+        await require_thread(conn, project_id, thread_id)
+        raise
+    if not page.data:
+        await require_thread(conn, project_id, thread_id)
+    return page
+
+
+async def lock_thread(conn: AsyncConnection, project_id: str, thread_id: str) -> str | None:
+    """Hold the thread's row for the rest of the transaction and return its active run's id, if any.
+
+    On PostgreSQL the row is locked FOR UPDATE; SQLite's write transactions are exclusive already. Either
+    way two requests cannot both pass a check made on the answer. One query does both jobs.
+    """
+    threads, runs = tables.threads, tables.runs
+    active = (
+        select(runs.c.id)
+        .where(runs.c.project_id == project_id, runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE))
+        .limit(1)
+        .scalar_subquery()
+    )
+    row = (
+        await conn.execute(
+            select(threads.c.id, active.label("active_run_id"))
+            .where(threads.c.id == thread_id, threads.c.project_id == project_id)
+            .with_for_update(of=threads)
+        )
+    ).first()
+    if row is None:
+        raise NotFound("thread", thread_id)
+    return row.active_run_id  # type: ignore[no-any-return]
+
+
+async def lock_for_new_message(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
+    run_id = await lock_thread(conn, project_id, thread_id)
+    if run_id is not None:
+        raise InvalidRequest(f"Can't add messages to {thread_id} while a run {run_id} is active.")
+
+
+async def lock_for_new_run(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
+    run_id = await lock_thread(conn, project_id, thread_id)
+    if run_id is not None:
+        raise InvalidRequest(f"Thread {thread_id} already has an active run {run_id}.")
+
+
+async def lock_for_deletion(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
+    run_id = await lock_thread(conn, project_id, thread_id)
+    if run_id is not None:
+        raise InvalidRequest(f"Can't delete {thread_id} while a run {run_id} is active.")
