@@ -87,6 +87,13 @@ class Server:
             self.process.kill()
             self.process.wait()
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: no shutdown code of the server runs."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.kill()
+        self.process.wait(timeout=15)
+
 
 # PostgreSQL databases are made and dropped with the server's interpreter, which has asyncpg.
 _PG_SCRIPT = """

@@ -15,9 +15,27 @@ REFERENCE = Path(__file__).parent / "reference"
 _ROOT_URI = "urn:openapi"
 
 
+def _with_nullable(node: Any) -> Any:
+    """OpenAPI 3.0's ``nullable: true`` as JSON Schema says it. Some schemas of the spec (RunObject,
+    RunStepObject) still use it, and Draft 2020-12 ignores it, which would refuse every null there."""
+    if isinstance(node, list):
+        return [_with_nullable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _with_nullable(value) for key, value in node.items()}
+    if node.pop("nullable", False) is not True:
+        return node
+    if isinstance(node.get("type"), str):
+        node["type"] = [node["type"], "null"]
+        if "enum" in node:
+            node["enum"] = [*node["enum"], None]
+        return node
+    return {"anyOf": [node, {"type": "null"}]}
+
+
 @cache
 def _registry(spec: str) -> Registry[Any]:
-    document = yaml.safe_load((REFERENCE / spec).read_text())
+    document = _with_nullable(yaml.safe_load((REFERENCE / spec).read_text()))
     return Registry().with_resource(_ROOT_URI, Resource(document, specification=DRAFT202012))
 
 

@@ -11,7 +11,12 @@ from assistd.protocol.messages import ContentPart, MessageCreate, MessageModify,
 from assistd.protocol.pagination import Page, PageRequest
 from assistd.services.common import dump
 from assistd.services.scope import Scope
-from assistd.services.thread_guard import lock_for_new_message, missing_child, page_in_thread
+from assistd.services.thread_guard import (
+    lock_for_message_change,
+    lock_for_new_message,
+    missing_child,
+    page_in_thread,
+)
 from assistd.store import tables
 from assistd.store.repositories import MessageRepository
 from assistd.types import Message, MessageDeleted
@@ -72,6 +77,7 @@ class MessageService:
 
     async def modify(self, thread_id: str, message_id: str, request: MessageModify) -> Message:
         async with self.scope.database.write() as conn:
+            await lock_for_message_change(conn, self.scope.project_id, thread_id)
             message = await MessageRepository(conn, self.scope.project_id).update(
                 message_id, {"metadata": request.metadata or {}}, tables.messages.c.thread_id == thread_id
             )
@@ -81,6 +87,7 @@ class MessageService:
 
     async def delete(self, thread_id: str, message_id: str) -> MessageDeleted:
         async with self.scope.database.write() as conn:
+            await lock_for_message_change(conn, self.scope.project_id, thread_id)
             deleted = await MessageRepository(conn, self.scope.project_id).delete(
                 message_id, tables.messages.c.thread_id == thread_id
             )

@@ -22,6 +22,7 @@ from assistd.protocol.runs import RunCreate, RunModify, RunOptions, SubmitToolOu
 from assistd.protocol.threads import ThreadCreate
 from assistd.runs import states
 from assistd.runs.events import Subscription
+from assistd.runs.lifecycle import finish_run
 from assistd.runs.runtime import Runtime
 from assistd.services.common import dump
 from assistd.services.messages import new_message_row
@@ -197,6 +198,7 @@ class RunService:
     async def cancel(self, thread_id: str, run_id: str) -> Run:
         async with self.scope.database.write() as conn:
             current = await self._run(conn, thread_id, run_id)
+            holder = await conn.scalar(select(tables.runs.c.lease_owner).where(tables.runs.c.id == run_id))
             run = await states.transition(
                 conn,
                 self.scope.project_id,
@@ -207,7 +209,19 @@ class RunService:
         if run is None:
             raise InvalidRequest(f"Cannot cancel run with status '{current.status}'.")
         self.bus.publish(run_id, "thread.run.cancelling", run)
-        self.runtime.worker.cancel(run_id)
+        if holder is None:
+            # Nobody executes it (queued, or waiting for tool outputs): it ends here, without waiting
+            # for a free worker. Should a worker claim it meanwhile, its compare-and-set loses.
+            await finish_run(
+                self.scope.database,
+                self.bus,
+                self.scope.project_id,
+                run_id,
+                outcome="cancelled",
+                expect={"cancelling"},
+            )
+        else:
+            self.runtime.worker.cancel(run_id)
         return run
 
     async def submit_tool_outputs(self, thread_id: str, run_id: str, request: SubmitToolOutputs) -> RunStart:

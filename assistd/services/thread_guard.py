@@ -79,6 +79,13 @@ async def lock_for_new_message(conn: AsyncConnection, project_id: str, thread_id
         raise InvalidRequest(f"Can't add messages to {thread_id} while a run {run_id} is active.")
 
 
+async def lock_for_message_change(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
+    """Messages are the run's input: they may not change or go away while it runs."""
+    run_id = await lock_thread(conn, project_id, thread_id)
+    if run_id is not None:
+        raise InvalidRequest(f"Can't modify messages in {thread_id} while a run {run_id} is active.")
+
+
 async def lock_for_new_run(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
     run_id = await lock_thread(conn, project_id, thread_id)
     if run_id is not None:
