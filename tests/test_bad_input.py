@@ -13,7 +13,6 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -92,9 +91,11 @@ def objs(sdk: openai.OpenAI) -> Objects:
     return Objects(assistant.id, thread.id, message.id)
 
 
-@pytest.fixture
-def scratch_server(backend: str, tmp_path: Path) -> Iterator[Server]:
-    """A server (and database) of the test's own, for input that may leave unreadable rows behind."""
+@pytest.fixture(scope="module")
+def scratch_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server (and database) apart from the shared one, for input that would leave unreadable rows
+    behind if the server stored it: a failure here cannot break the other tests. The tests using it
+    store nothing when they pass, so they can share it."""
     env: dict[str, str] = {}
     database_url = None
     if backend == "postgres":
@@ -102,7 +103,7 @@ def scratch_server(backend: str, tmp_path: Path) -> Iterator[Server]:
             pytest.skip("ASSISTD_TEST_PG=off")
         database_url = create_pg_database()
         env["ASSISTD_DATABASE_URL"] = database_url
-    instance = Server(data_dir=tmp_path / "scratch", env=env).start()
+    instance = Server(data_dir=tmp_path_factory.mktemp("scratch"), env=env).start()
     try:
         yield instance
     finally:
