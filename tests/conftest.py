@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from tests.harness import Server, create_pg_database, drop_pg_database, postgres_enabled
+from tests.harness import Server, backend_server
 
 BACKENDS = ["sqlite", "postgres"]
 
@@ -30,20 +30,8 @@ def anyio_backend() -> str:
 @pytest.fixture(scope="session")
 def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One shared server per backend for the whole session; each test makes its own objects."""
-    env: dict[str, str] = {}
-    database_url = None
-    if backend == "postgres":
-        if not postgres_enabled():
-            pytest.skip("ASSISTD_TEST_PG=off")
-        database_url = create_pg_database()
-        env["ASSISTD_DATABASE_URL"] = database_url
-    instance = Server(data_dir=tmp_path_factory.mktemp(f"assistd-{backend}"), env=env).start()
-    try:
+    with backend_server(backend, tmp_path_factory.mktemp(f"assistd-{backend}")) as instance:
         yield instance
-    finally:
-        instance.stop()
-        if database_url:
-            drop_pg_database(database_url)
 
 
 @pytest.fixture

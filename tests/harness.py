@@ -13,10 +13,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 
 SERVER_PYTHON = os.environ.get("ASSISTD_TEST_SERVER_PYTHON", sys.executable)
 PG_ADMIN_URL = os.environ.get("ASSISTD_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -139,3 +142,22 @@ def create_pg_database() -> str:
 
 def drop_pg_database(url: str) -> None:
     _pg("drop", httpx.URL(url).path.lstrip("/"))
+
+
+@contextmanager
+def backend_server(backend: str, data_dir: Path) -> Iterator[Server]:
+    """A running server on ``backend`` ("sqlite", or "postgres" with a fresh database dropped after)."""
+    env: dict[str, str] = {}
+    database_url = None
+    if backend == "postgres":
+        if not postgres_enabled():
+            pytest.skip("ASSISTD_TEST_PG=off")
+        database_url = create_pg_database()
+        env["ASSISTD_DATABASE_URL"] = database_url
+    instance = Server(data_dir=data_dir, env=env)
+    try:
+        yield instance.start()
+    finally:
+        instance.stop()
+        if database_url:
+            drop_pg_database(database_url)

@@ -19,7 +19,7 @@ import httpx
 import openai
 import pytest
 
-from tests.harness import Server, create_pg_database, drop_pg_database, postgres_enabled
+from tests.harness import Server, backend_server
 
 TIMEOUT = 30.0  # seconds: an answer that takes longer than this is a hang
 ERROR_KEYS = {"message", "type", "param", "code"}
@@ -96,20 +96,8 @@ def scratch_server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> It
     """A server (and database) apart from the shared one, for input that would leave unreadable rows
     behind if the server stored it: a failure here cannot break the other tests. The tests using it
     store nothing when they pass, so they can share it."""
-    env: dict[str, str] = {}
-    database_url = None
-    if backend == "postgres":
-        if not postgres_enabled():
-            pytest.skip("ASSISTD_TEST_PG=off")
-        database_url = create_pg_database()
-        env["ASSISTD_DATABASE_URL"] = database_url
-    instance = Server(data_dir=tmp_path_factory.mktemp("scratch"), env=env).start()
-    try:
+    with backend_server(backend, tmp_path_factory.mktemp("scratch")) as instance:
         yield instance
-    finally:
-        instance.stop()
-        if database_url:
-            drop_pg_database(database_url)
 
 
 # Every route that takes a JSON body; path templates filled from `Objects`.
