@@ -167,12 +167,17 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    request_id = getattr(request.state, "request_id", None)
+    logger.exception(
+        "unhandled error on %s %s (request %s)", request.method, request.url.path, request_id, exc_info=exc
+    )
+    # Starlette answers this outside the middleware that adds the header, so it is added here.
     return error_response(
         500,
         "The server had an error while processing your request.",
         type_="server_error",
         code="server_error",
+        headers={"x-request-id": request_id} if request_id else None,
     )
 
 
