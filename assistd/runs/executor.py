@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.backends.base import (
     BackendError,
@@ -115,15 +116,13 @@ class RunExecutor:
             run = await states.transition(
                 conn, self.project_id, self.run_id, expect={"queued"}, to="in_progress"
             )
-            deadline = await conn.scalar(
-                select(tables.runs.c.deadline).where(tables.runs.c.id == self.run_id)
-            )
         if run is None:
             return  # cancelled or expired meanwhile: the worker or the sweeper sees to it
         self.bus.publish(self.run_id, "thread.run.in_progress", run)
         try:
             try:
-                async with asyncio.timeout(max(float(deadline or 0) - time.time(), 0.001)):
+                # An active run's expires_at is its deadline (it becomes null only once the run ends).
+                async with asyncio.timeout(max((run.expires_at or 0) - time.time(), 0.001)):
                     await self._drive(run)
             except TimeoutError:
                 await self._flush()
@@ -164,7 +163,7 @@ class RunExecutor:
     async def _drive(self, run: Run) -> None:
         async with self.db.read() as conn:
             chat = await build_messages(conn, run, self.project_id)
-            used = await self._usage_so_far()
+            used = await _usage_so_far(conn, run.id)
         backend = self.backends.backend_for(run.model)
         request = self._request(run, chat, backend, used)
         if isinstance(request, str):
@@ -232,20 +231,6 @@ class RunExecutor:
             temperature=run.temperature,
             top_p=run.top_p,
             max_tokens=max_tokens,
-        )
-
-    async def _usage_so_far(self) -> Usage:
-        """Tokens the run's earlier turns used (before tool outputs were submitted)."""
-        async with self.db.read() as conn:
-            rows = await conn.scalars(
-                select(tables.run_steps.c.usage).where(
-                    tables.run_steps.c.run_id == self.run_id, tables.run_steps.c.usage.is_not(None)
-                )
-            )
-            usages = [usage for usage in rows if usage]
-        return Usage(
-            sum(usage["prompt_tokens"] for usage in usages),
-            sum(usage["completion_tokens"] for usage in usages),
         )
 
     async def _end(self, total: Usage, *, incomplete: str | None) -> None:
@@ -463,6 +448,19 @@ class RunExecutor:
             "metadata": {},
             "usage": None,
         }
+
+
+async def _usage_so_far(conn: AsyncConnection, run_id: str) -> Usage:
+    """Tokens the run's earlier turns used (before tool outputs were submitted)."""
+    steps = tables.run_steps
+    rows = await conn.scalars(
+        select(steps.c.usage).where(steps.c.run_id == run_id, steps.c.usage.is_not(None))
+    )
+    usages = [usage for usage in rows if usage]
+    return Usage(
+        sum(usage["prompt_tokens"] for usage in usages),
+        sum(usage["completion_tokens"] for usage in usages),
+    )
 
 
 def _auto_truncation(run: Run) -> bool:

@@ -130,7 +130,6 @@ class RunService:
         )
         tool_choice = _checked_tool_choice(options, tools)
         clock = now()
-        deadline = clock + self.runtime.run_ttl_seconds
         values = {
             "id": run_id,
             "created_at": clock,
@@ -139,8 +138,7 @@ class RunService:
             "status": "queued",
             "required_action": None,
             "last_error": None,
-            "expires_at": deadline,
-            "deadline": deadline,
+            "expires_at": clock + self.runtime.run_ttl_seconds,
             "started_at": None,
             "cancelled_at": None,
             "failed_at": None,

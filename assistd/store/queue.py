@@ -71,12 +71,12 @@ async def release(conn: AsyncConnection, worker_id: str, run_id: str) -> None:
 
 
 async def overdue(conn: AsyncConnection, limit: int = 100) -> list[Claim]:
-    """Runs past their deadline that no worker is executing: waiting in the queue or for tool outputs."""
+    """Runs past ``expires_at`` that no worker is executing: waiting in the queue or for tool outputs."""
     statement = (
         select(runs.c.id, runs.c.project_id, runs.c.status)
         .where(
             runs.c.status.in_(("queued", "requires_action")),
-            runs.c.deadline < now(),
+            runs.c.expires_at < now(),
             or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < time.time()),
         )
         .limit(limit)

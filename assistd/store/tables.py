@@ -127,8 +127,6 @@ runs = Table(
     Column("parallel_tool_calls", Boolean, nullable=False),
     Column("response_format", JSON),
     Column("reasoning_effort", String(16)),
-    # Not on the wire: when the run must end (expires_at stays null on the wire once it is terminal).
-    Column("deadline", BigInteger, nullable=False),
     # Not on the wire: which worker holds the run, until when (Unix seconds, fractional).
     Column("lease_owner", String(64)),
     Column("lease_expires_at", Float),

@@ -58,7 +58,6 @@ def upgrade() -> None:
         sa.Column("parallel_tool_calls", sa.Boolean(), nullable=False),
         sa.Column("response_format", sa.JSON()),
         sa.Column("reasoning_effort", sa.String(16)),
-        sa.Column("deadline", sa.BigInteger(), nullable=False),
         sa.Column("lease_owner", sa.String(64)),
         sa.Column("lease_expires_at", sa.Float()),
     )
