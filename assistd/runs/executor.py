@@ -100,6 +100,9 @@ class RunExecutor:
         self.project_id = claim.project_id
         self.run_id = claim.run_id
         self.cancel_reason: str | None = None  # set by the worker before it cancels the task
+        # Whether this executor's last transition let go of the run's lease (ended it, or paused it for
+        # tool outputs). If not, the worker hands the lease back itself.
+        self.released = False
         self.turn = _Turn()
 
     # -- entry -------------------------------------------------------------------------------------
@@ -148,7 +151,7 @@ class RunExecutor:
     async def _finish(
         self, outcome: str, *, expect: set[str], last_error: dict[str, Any] | None = None
     ) -> None:
-        await finish_run(
+        ended = await finish_run(
             self.db,
             self.bus,
             self.project_id,
@@ -157,6 +160,7 @@ class RunExecutor:
             expect=expect,
             last_error=last_error,
         )
+        self.released = ended is not None
 
     # -- a turn ------------------------------------------------------------------------------------
 
@@ -247,6 +251,7 @@ class RunExecutor:
                 **fields,
             )
         if run is not None:
+            self.released = True
             self.bus.publish(self.run_id, states.event_name(run), run)
 
     # -- text --------------------------------------------------------------------------------------
@@ -426,6 +431,7 @@ class RunExecutor:
                 lease_expires_at=None,
             )
         if paused is not None:
+            self.released = True
             self.bus.publish(self.run_id, "thread.run.requires_action", paused)
 
     # -- helpers -----------------------------------------------------------------------------------

@@ -82,12 +82,13 @@ class Worker:
         while True:
             self._wake.clear()
             try:
-                while len(self.executors) < self.concurrency:
+                while (room := self.concurrency - len(self.executors)) > 0:
                     async with self.engine.database.write() as conn:
-                        claim = await queue.claim_next(conn, self.id, self.lease_seconds)
-                    if claim is None:
+                        claims = await queue.claim(conn, self.id, self.lease_seconds, room)
+                    for claim in claims:
+                        self._start(claim)
+                    if len(claims) < room:
                         break
-                    self._start(claim)
             except Exception:
                 logger.exception("claiming runs failed; retrying")
             with contextlib.suppress(TimeoutError):
@@ -103,11 +104,14 @@ class Worker:
         entry = self.executors.get(run_id)
         if entry is not None and entry[1] is task:
             del self.executors[run_id]
-            # Hand the run back if it is still ours (a cancel that raced the executor's last step).
-            asyncio.get_running_loop().create_task(self._release(run_id))
+            if entry[0].released:
+                self.wake()  # room for another run
+            else:
+                # Hand the run back (a cancel raced the executor's last step); the release wakes the
+                # claim loop.
+                asyncio.get_running_loop().create_task(self._release(run_id))
         if not task.cancelled() and task.exception() is not None:
             logger.error("executor of %s crashed", run_id, exc_info=task.exception())
-        self.wake()
 
     async def _release(self, run_id: str) -> None:
         async with self.engine.database.write() as conn:

@@ -22,9 +22,9 @@ class Claim:
     status: str  # the status the run had when it was claimed
 
 
-async def claim_next(conn: AsyncConnection, worker_id: str, lease_seconds: float) -> Claim | None:
-    """Take one run that needs a worker: queued, cancelling, or in progress under a lease that lapsed
-    (its worker died). Its status is left as it was; the lease is now ours."""
+async def claim(conn: AsyncConnection, worker_id: str, lease_seconds: float, limit: int) -> list[Claim]:
+    """Take up to ``limit`` runs that need a worker, oldest first: queued, cancelling, or in progress
+    under a lease that lapsed (its worker died). Their status is left as it was; the lease is ours."""
     clock = time.time()
     free = or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < clock)
     wanted = or_(
@@ -35,18 +35,17 @@ async def claim_next(conn: AsyncConnection, worker_id: str, lease_seconds: float
         select(runs.c.id, runs.c.project_id, runs.c.status)
         .where(wanted)
         .order_by(runs.c.seq)
-        .limit(1)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    row = (await conn.execute(statement)).first()
-    if row is None:
-        return None
-    await conn.execute(
-        update(runs)
-        .where(runs.c.id == row.id)
-        .values(lease_owner=worker_id, lease_expires_at=clock + lease_seconds)
-    )
-    return Claim(project_id=row.project_id, run_id=row.id, status=row.status)
+    rows = list(await conn.execute(statement))
+    if rows:
+        await conn.execute(
+            update(runs)
+            .where(runs.c.id.in_([row.id for row in rows]))
+            .values(lease_owner=worker_id, lease_expires_at=clock + lease_seconds)
+        )
+    return [Claim(project_id=row.project_id, run_id=row.id, status=row.status) for row in rows]
 
 
 async def renew_leases(
