@@ -38,7 +38,7 @@ from assistd.store import tables
 from assistd.store.database import Database
 from assistd.store.queue import Claim
 from assistd.store.repositories import MessageRepository, RunStepRepository
-from assistd.types import Run
+from assistd.types import Message, Run, RunStep
 
 logger = logging.getLogger("assistd.runs")
 
@@ -92,11 +92,14 @@ def _usage(usage: Usage) -> dict[str, int]:
 
 
 class RunExecutor:
-    def __init__(self, engine: Engine, claim: Claim) -> None:
+    def __init__(self, engine: Engine, claim: Claim, started: Run | None = None) -> None:
+        """``started``: for a claim of a queued run, the run as the claim moved it to in_progress
+        (None if it could not be: it was cancelled or expired meanwhile)."""
         self.db = engine.database
         self.bus = engine.bus
         self.backends = engine.backends
         self.claim = claim
+        self.started = started
         self.project_id = claim.project_id
         self.run_id = claim.run_id
         self.cancel_reason: str | None = None  # set by the worker before it cancels the task
@@ -115,10 +118,7 @@ class RunExecutor:
             # Claimed because the lease of the worker that ran it lapsed: that worker is gone.
             await self._finish("failed", expect={"in_progress"}, last_error=INTERRUPTED)
             return
-        async with self.db.write() as conn:
-            run = await states.transition(
-                conn, self.project_id, self.run_id, expect={"queued"}, to="in_progress"
-            )
+        run = self.started
         if run is None:
             return  # cancelled or expired meanwhile: the worker or the sweeper sees to it
         self.bus.publish(self.run_id, "thread.run.in_progress", run)
@@ -171,7 +171,9 @@ class RunExecutor:
         backend = self.backends.backend_for(run.model)
         request = self._request(run, chat, backend, used)
         if isinstance(request, str):
-            await self._end(used, incomplete=request)
+            async with self.db.write() as conn:
+                ended = await self._end(conn, used, incomplete=request)
+            self._publish_end(ended)
             return
 
         self.turn = _Turn()
@@ -196,8 +198,12 @@ class RunExecutor:
         budget_hit = finish.reason == "length" and run.max_completion_tokens is not None
         if self.turn.message_id is None:
             await self._open_message(run)  # the model said nothing: still one (empty) message
-        await self._close_message(finish.usage, incomplete=budget_hit)
-        await self._end(total, incomplete="max_completion_tokens" if budget_hit else None)
+        # The last message and the run end in one transaction: one round of waiting for the writer.
+        async with self.db.write() as conn:
+            closed = await self._close_message(conn, finish.usage, incomplete=budget_hit)
+            ended = await self._end(conn, total, incomplete="max_completion_tokens" if budget_hit else None)
+        self._publish_closed(*closed)
+        self._publish_end(ended)
 
     def _request(
         self, run: Run, chat: list[dict[str, Any]], backend: ChatBackend, used: Usage
@@ -237,19 +243,21 @@ class RunExecutor:
             max_tokens=max_tokens,
         )
 
-    async def _end(self, total: Usage, *, incomplete: str | None) -> None:
+    async def _end(self, conn: AsyncConnection, total: Usage, *, incomplete: str | None) -> Run | None:
+        """The run is over (completed, or incomplete for ``incomplete``); None if it was not in progress."""
         fields: dict[str, Any] = {"usage": _usage(total)}
         if incomplete is not None:
             fields["incomplete_details"] = {"reason": incomplete}
-        async with self.db.write() as conn:
-            run = await states.transition(
-                conn,
-                self.project_id,
-                self.run_id,
-                expect={"in_progress"},
-                to="incomplete" if incomplete else "completed",
-                **fields,
-            )
+        return await states.transition(
+            conn,
+            self.project_id,
+            self.run_id,
+            expect={"in_progress"},
+            to="incomplete" if incomplete else "completed",
+            **fields,
+        )
+
+    def _publish_end(self, run: Run | None) -> None:
         if run is not None:
             self.released = True
             self.bus.publish(self.run_id, states.event_name(run), run)
@@ -321,7 +329,10 @@ class RunExecutor:
             )
         turn.flushed_text, turn.flushed_at = turn.text, time.monotonic()
 
-    async def _close_message(self, usage: Usage, *, incomplete: bool) -> None:
+    async def _close_message(
+        self, conn: AsyncConnection, usage: Usage, *, incomplete: bool
+    ) -> tuple[Message, RunStep]:
+        """End the turn's message and its step; the caller publishes them after its commit."""
         turn = self.turn
         assert turn.message_id is not None
         assert turn.message_step_id is not None
@@ -335,15 +346,17 @@ class RunExecutor:
             }
         else:
             message_fields |= {"status": "completed", "completed_at": clock}
-        async with self.db.write() as conn:
-            message = await MessageRepository(conn, self.project_id).update(turn.message_id, message_fields)
-            step = await RunStepRepository(conn, self.project_id).update(
-                turn.message_step_id, {"status": "completed", "completed_at": clock, "usage": _usage(usage)}
-            )
+        message = await MessageRepository(conn, self.project_id).update(turn.message_id, message_fields)
+        step = await RunStepRepository(conn, self.project_id).update(
+            turn.message_step_id, {"status": "completed", "completed_at": clock, "usage": _usage(usage)}
+        )
         assert message is not None
         assert step is not None
         turn.flushed_text = turn.text
         turn.message_id = turn.message_step_id = None
+        return message, step
+
+    def _publish_closed(self, message: Message, step: RunStep) -> None:
         self.bus.publish(self.run_id, f"thread.message.{message.status}", message)
         self.bus.publish(self.run_id, "thread.run.step.completed", step)
 
@@ -354,7 +367,9 @@ class RunExecutor:
         if turn.message_id is not None:
             # Text, then a tool call in the same turn: the message is done. The turn's usage is only
             # known at its end and goes to the tool step.
-            await self._close_message(Usage(0, 0), incomplete=False)
+            async with self.db.write() as conn:
+                closed = await self._close_message(conn, Usage(0, 0), incomplete=False)
+            self._publish_closed(*closed)
         if turn.tool_step_id is None:
             turn.tool_step_id = new_id(Prefix.STEP)
             async with self.db.write() as conn:

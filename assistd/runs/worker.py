@@ -12,9 +12,11 @@ import contextlib
 import logging
 import secrets
 
+from assistd.runs import states
 from assistd.runs.executor import Engine, RunExecutor
 from assistd.runs.lifecycle import finish_run
 from assistd.store import queue
+from assistd.types import Run
 
 logger = logging.getLogger("assistd.worker")
 
@@ -85,8 +87,16 @@ class Worker:
                 while (room := self.concurrency - len(self.executors)) > 0:
                     async with self.engine.database.write() as conn:
                         claims = await queue.claim(conn, self.id, self.lease_seconds, room)
+                        # Queued runs start in the claiming transaction: one write fewer per run.
+                        started = {
+                            claim.run_id: await states.transition(
+                                conn, claim.project_id, claim.run_id, expect={"queued"}, to="in_progress"
+                            )
+                            for claim in claims
+                            if claim.status == "queued"
+                        }
                     for claim in claims:
-                        self._start(claim)
+                        self._start(claim, started.get(claim.run_id))
                     if len(claims) < room:
                         break
             except Exception:
@@ -94,8 +104,8 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
 
-    def _start(self, claim: queue.Claim) -> None:
-        executor = RunExecutor(self.engine, claim)
+    def _start(self, claim: queue.Claim, started: Run | None) -> None:
+        executor = RunExecutor(self.engine, claim, started)
         task = asyncio.create_task(executor.execute(), name=f"assistd-run-{claim.run_id}")
         self.executors[claim.run_id] = (executor, task)
         task.add_done_callback(lambda done: self._done(claim.run_id, done))
