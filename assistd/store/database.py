@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -70,10 +68,6 @@ class Database:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # SQLite allows one writer at a time. Writers of this process queue here, in order and without
-        # holding a pooled connection, instead of inside SQLite, whose busy handler sleeps in steps of
-        # up to 100 ms. (BEGIN IMMEDIATE and busy_timeout still guard against other processes.)
-        self._write_lock = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @classmethod
     def from_url(cls, url: str, *, pool_size: int = 10) -> Database:
@@ -87,14 +81,15 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
         """A transaction that commits when the block ends and rolls back on any exception.
-        Write transactions must not nest: on SQLite the inner one would wait for the outer forever."""
-        async with contextlib.AsyncExitStack() as stack:
-            if self._write_lock is not None:
-                await stack.enter_async_context(self._write_lock)
-            conn = await stack.enter_async_context(self.engine.connect())
+
+        On SQLite, writers wait for each other inside SQLite (BEGIN IMMEDIATE, busy_timeout). Queueing
+        them on an asyncio lock instead was measured: 10x fewer runs/s at 100 concurrent runs, since the
+        lock holder's every step then waits behind all the requests the event loop is serving.
+        """
+        async with self.engine.connect() as conn:
             await conn.execution_options(**{_WRITE: True})
-            await stack.enter_async_context(conn.begin())
-            yield conn
+            async with conn.begin():
+                yield conn
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
