@@ -73,26 +73,32 @@ async def lock_thread(conn: AsyncConnection, project_id: str, thread_id: str) ->
     return row.active_run_id  # type: ignore[no-any-return]
 
 
-async def lock_for_new_message(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
+async def _lock_unless_active(conn: AsyncConnection, project_id: str, thread_id: str, refusal: str) -> None:
+    """Lock the thread, or refuse with ``refusal`` (formatted with ``thread`` and ``run``) while a run
+    is active on it."""
     run_id = await lock_thread(conn, project_id, thread_id)
     if run_id is not None:
-        raise InvalidRequest(f"Can't add messages to {thread_id} while a run {run_id} is active.")
+        raise InvalidRequest(refusal.format(thread=thread_id, run=run_id))
+
+
+async def lock_for_new_message(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
+    await _lock_unless_active(
+        conn, project_id, thread_id, "Can't add messages to {thread} while a run {run} is active."
+    )
 
 
 async def lock_for_message_change(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
     """Messages are the run's input: they may not change or go away while it runs."""
-    run_id = await lock_thread(conn, project_id, thread_id)
-    if run_id is not None:
-        raise InvalidRequest(f"Can't modify messages in {thread_id} while a run {run_id} is active.")
+    await _lock_unless_active(
+        conn, project_id, thread_id, "Can't modify messages in {thread} while a run {run} is active."
+    )
 
 
 async def lock_for_new_run(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
-    run_id = await lock_thread(conn, project_id, thread_id)
-    if run_id is not None:
-        raise InvalidRequest(f"Thread {thread_id} already has an active run {run_id}.")
+    await _lock_unless_active(conn, project_id, thread_id, "Thread {thread} already has an active run {run}.")
 
 
 async def lock_for_deletion(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
-    run_id = await lock_thread(conn, project_id, thread_id)
-    if run_id is not None:
-        raise InvalidRequest(f"Can't delete {thread_id} while a run {run_id} is active.")
+    await _lock_unless_active(
+        conn, project_id, thread_id, "Can't delete {thread} while a run {run} is active."
+    )
