@@ -51,8 +51,10 @@ pytest: $(VENV)/.dev
 test-sdk1: $(VENV)/.dev $(SDK1_VENV)/.installed
 	ASSISTD_TEST_SERVER_PYTHON=$(abspath $(BIN)/python) $(SDK1_VENV)/bin/python -m pytest -p no:cacheprovider
 
+# Both benchmarks side by side with their floors; several minutes (see BENCHMARKS.md).
 bench: $(VENV)/.dev
 	$(BIN)/python bench/crud.py
+	$(BIN)/python bench/runs.py
 
 clean:
 	rm -rf $(VENV) $(SDK1_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -11,7 +11,7 @@ from assistd.protocol.common import ToolResources, ToolResourcesCreate
 
 
 def dump(model: BaseModel) -> dict[str, Any]:
-    """The JSON form of a request part, keeping only what the client sent."""
+    """The JSON form of a model, keeping only the fields that were set (sent by the client, or stored)."""
     return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 

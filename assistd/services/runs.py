@@ -10,7 +10,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,10 +47,6 @@ class RunStart:
     run: Run
     events: Subscription | None = None
     thread: Thread | None = None
-
-
-def _json(value: BaseModel) -> Any:
-    return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 class RunService:
@@ -126,7 +121,7 @@ class RunService:
         tools = (
             [dump(tool) for tool in options.tools]
             if options.tools is not None
-            else [_json(tool) for tool in assistant.tools]
+            else [dump(tool) for tool in assistant.tools]
         )
         tool_choice = _checked_tool_choice(options, tools)
         clock = now()
@@ -275,7 +270,7 @@ class RunService:
         if step is None:
             raise InvalidRequest(f"Run {run_id} has no tool call step awaiting outputs.")
         outputs = {output.tool_call_id: output.output for output in request.tool_outputs}
-        details = _json(step.step_details)
+        details = dump(step.step_details)
         for call in details["tool_calls"]:
             if call["type"] == "function":
                 call["function"]["output"] = outputs.get(call["id"])
@@ -343,7 +338,7 @@ def _response_format(options: RunOptions, assistant: Assistant) -> Any:
         return dump_response_format(options.response_format)
     if assistant.response_format is None or isinstance(assistant.response_format, str):
         return assistant.response_format or "auto"
-    return _json(assistant.response_format)
+    return dump(assistant.response_format)
 
 
 def _checked_tool_choice(options: RunOptions, tools: list[dict[str, Any]]) -> Any:
