@@ -37,6 +37,8 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.executors: dict[str, tuple[RunExecutor, asyncio.Task[None]]] = {}
         self._wake = asyncio.Event()
+        # Whether the last look at the queue stopped for want of room rather than of runs.
+        self._runs_may_wait = False
         self._background: list[asyncio.Task[None]] = []
 
     # -- control -----------------------------------------------------------------------------------
@@ -84,7 +86,11 @@ class Worker:
         while True:
             self._wake.clear()
             try:
-                while (room := self.concurrency - len(self.executors)) > 0:
+                while True:
+                    room = self.concurrency - len(self.executors)
+                    if room <= 0:
+                        self._runs_may_wait = True  # for a slot: look again when one frees up
+                        break
                     async with self.engine.database.write() as conn:
                         claims = await queue.claim(conn, self.id, self.lease_seconds, room)
                         # Queued runs start in the claiming transaction: one write fewer per run.
@@ -98,6 +104,7 @@ class Worker:
                     for claim in claims:
                         self._start(claim, started.get(claim.run_id))
                     if len(claims) < room:
+                        self._runs_may_wait = False  # the queue is empty (as far as we know)
                         break
             except Exception:
                 logger.exception("claiming runs failed; retrying")
@@ -115,7 +122,8 @@ class Worker:
         if entry is not None and entry[1] is task:
             del self.executors[run_id]
             if entry[0].released:
-                self.wake()  # room for another run
+                if self._runs_may_wait:
+                    self.wake()  # room for a run that waits; otherwise a claim would find nothing
             else:
                 # Hand the run back (a cancel raced the executor's last step); the release wakes the
                 # claim loop.
