@@ -56,11 +56,12 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _begin(conn: Connection) -> None:
         # A deferred transaction that later writes can fail at once with SQLITE_BUSY when another
         # connection writes first; BEGIN IMMEDIATE takes the write lock up front and waits for it
-        # (busy_timeout) instead. Read-only transactions stay deferred and never block.
+        # (busy_timeout) instead.
         if conn.get_execution_options().get(_WRITE):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            conn.exec_driver_sql("BEGIN")
+        # Reads issue no BEGIN: each statement reads its own consistent snapshot (WAL), which is all
+        # assistd's reads need, and it saves a third of the cost of a one-query read (every aiosqlite
+        # step is a round trip to its thread).
 
 
 class Database:
@@ -75,6 +76,8 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reading. On PostgreSQL one transaction; on SQLite each statement sees its
+        own snapshot, so callers must not rely on two reads agreeing with each other."""
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 

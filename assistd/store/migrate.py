@@ -31,7 +31,8 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def upgrade(database: Database, revision: str = "head") -> None:
-    async with database.engine.begin() as conn:
+    # A write transaction: on SQLite too the whole upgrade commits or none of it does.
+    async with database.write() as conn:
         await conn.run_sync(_upgrade, revision)
 
 
