@@ -11,7 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from assistd.errors import AssistdError, AuthenticationFailed, InvalidRequest, NotFound
+from assistd.errors import AssistdError, AuthenticationFailed, NotFound
 
 logger = logging.getLogger("assistd.api")
 
@@ -38,9 +38,7 @@ async def _domain_error(_request: Request, exc: Exception) -> Response:
         return error_response(404, exc.message)
     if isinstance(exc, AuthenticationFailed):
         return error_response(401, exc.message, code=exc.code or "invalid_api_key")
-    if isinstance(exc, InvalidRequest):
-        return error_response(400, exc.message, param=exc.param, code=exc.code)
-    return error_response(400, exc.message, param=exc.param, code=exc.code)
+    return error_response(400, exc.message, param=exc.param, code=exc.code)  # InvalidRequest
 
 
 # -- validation errors ---------------------------------------------------------------------------

@@ -75,20 +75,18 @@ class EventBus:
         self._subscribers[run_id].add(subscription)
         return subscription
 
-    def publish(self, run_id: str, event: str, payload: BaseModel) -> None:
-        subscribers = self._subscribers.get(run_id)
-        if not subscribers:
-            return  # nobody streams this run: skip the serialisation too
-        item = RunEvent(event, serialize(payload))
-        for subscription in subscribers:
-            subscription.queue.put_nowait(item)
-
-    def publish_json(self, run_id: str, event: str, payload: dict[str, Any]) -> None:
-        """For deltas, the hot path: a plain dict, serialised once if anyone listens."""
+    def publish(self, run_id: str, event: str, payload: BaseModel | dict[str, Any]) -> None:
+        """Objects are SDK models; deltas, the hot path, plain dicts. Either is serialised once, and
+        only if someone listens."""
         subscribers = self._subscribers.get(run_id)
         if not subscribers:
             return
-        item = RunEvent(event, json.dumps(payload, separators=(",", ":")))
+        data = (
+            serialize(payload)
+            if isinstance(payload, BaseModel)
+            else json.dumps(payload, separators=(",", ":"))
+        )
+        item = RunEvent(event, data)
         for subscription in subscribers:
             subscription.queue.put_nowait(item)
 

@@ -304,7 +304,7 @@ class RunExecutor:
         if self.turn.message_id is None:
             await self._open_message(run)
         self.turn.text += piece
-        self.bus.publish_json(
+        self.bus.publish(
             run.id,
             "thread.message.delta",
             {
@@ -390,7 +390,7 @@ class RunExecutor:
         else:
             fragment["function"] = {"arguments": delta.arguments}
         call.arguments += delta.arguments
-        self.bus.publish_json(
+        self.bus.publish(
             run.id,
             "thread.run.step.delta",
             {

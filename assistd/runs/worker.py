@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 
 from assistd.runs import states
 from assistd.runs.executor import Engine, RunExecutor
@@ -136,8 +137,7 @@ class Worker:
             await queue.release(conn, self.id, run_id)
         self.wake()
 
-    async def _every(self, seconds: float, action: object) -> None:
-        assert callable(action)
+    async def _every(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
         while True:
             await asyncio.sleep(seconds)
             try:

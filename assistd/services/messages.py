@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlalchemy import false
 
+from assistd.errors import NotFound
 from assistd.ids import Prefix, is_plausible_id, new_id, now
 from assistd.protocol.messages import ContentPart, MessageCreate, MessageModify, TextPart
 from assistd.protocol.pagination import Page, PageRequest
@@ -81,8 +82,8 @@ class MessageService:
             message = await MessageRepository(conn, self.scope.project_id).update(
                 message_id, {"metadata": request.metadata or {}}, tables.messages.c.thread_id == thread_id
             )
-            if message is None:
-                raise await missing_child(conn, self.scope.project_id, thread_id, "message", message_id)
+        if message is None:
+            raise NotFound("message", message_id)  # the lock found the thread: only the message is missing
         return message
 
     async def delete(self, thread_id: str, message_id: str) -> MessageDeleted:
@@ -91,8 +92,8 @@ class MessageService:
             deleted = await MessageRepository(conn, self.scope.project_id).delete(
                 message_id, tables.messages.c.thread_id == thread_id
             )
-            if not deleted:
-                raise await missing_child(conn, self.scope.project_id, thread_id, "message", message_id)
+        if not deleted:
+            raise NotFound("message", message_id)  # the lock found the thread: only the message is missing
         return MessageDeleted(id=message_id, object="thread.message.deleted", deleted=True)
 
     async def list(self, thread_id: str, page: PageRequest, run_id: str | None = None) -> Page[Message]:
