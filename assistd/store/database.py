@@ -11,6 +11,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from assistd.store import sqlite_driver
+
 # Execution option that marks a connection whose transaction will write (see _begin below).
 _WRITE = "assistd_write"
 
@@ -33,9 +35,16 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             pool_reset_on_return=None,
         )
 
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=0, pool_reset_on_return=None)
+    database = parsed.database or ":memory:"
+    if database != ":memory:":
+        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(
+        url,
+        async_creator=sqlite_driver.connector(database, uri=bool(parsed.query.get("uri"))),
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_reset_on_return=None,
+    )
     _configure_sqlite(engine)
     return engine
 
@@ -43,8 +52,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event below issue BEGIN itself instead of the driver.
-        dbapi_connection.isolation_level = None
+        # The driver sends no BEGIN of its own (isolation_level None); the "begin" event below does.
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -60,8 +68,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         if conn.get_execution_options().get(_WRITE):
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         # Reads issue no BEGIN: each statement reads its own consistent snapshot (WAL), which is all
-        # assistd's reads need, and it saves a third of the cost of a one-query read (every aiosqlite
-        # step is a round trip to its thread).
+        # assistd's reads need.
 
 
 class Database:
