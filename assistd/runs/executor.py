@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.backends.base import (
@@ -32,9 +31,8 @@ from assistd.ids import Prefix, new_id, now
 from assistd.runs import states
 from assistd.runs.events import EventBus
 from assistd.runs.lifecycle import finish_run
-from assistd.runs.prompt import build_messages
+from assistd.runs.prompt import build_prompt
 from assistd.services.messages import text_part
-from assistd.store import tables
 from assistd.store.database import Database
 from assistd.store.queue import Claim
 from assistd.store.repositories import MessageRepository, RunStepRepository
@@ -166,8 +164,8 @@ class RunExecutor:
 
     async def _drive(self, run: Run) -> None:
         async with self.db.read() as conn:
-            chat = await build_messages(conn, run, self.project_id)
-            used = await _usage_so_far(conn, run.id)
+            prompt = await build_prompt(conn, run, self.project_id)
+        chat, used = prompt.messages, prompt.earlier_usage
         backend = self.backends.backend_for(run.model)
         request = self._request(run, chat, backend, used)
         if isinstance(request, str):
@@ -469,19 +467,6 @@ class RunExecutor:
             "metadata": {},
             "usage": None,
         }
-
-
-async def _usage_so_far(conn: AsyncConnection, run_id: str) -> Usage:
-    """Tokens the run's earlier turns used (before tool outputs were submitted)."""
-    steps = tables.run_steps
-    rows = await conn.scalars(
-        select(steps.c.usage).where(steps.c.run_id == run_id, steps.c.usage.is_not(None))
-    )
-    usages = [usage for usage in rows if usage]
-    return Usage(
-        sum(usage["prompt_tokens"] for usage in usages),
-        sum(usage["completion_tokens"] for usage in usages),
-    )
 
 
 def _auto_truncation(run: Run) -> bool:

@@ -3,11 +3,13 @@ in the Chat Completions message format."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from assistd.backends.base import Usage
 from assistd.store import tables
 from assistd.types import Run
 
@@ -26,7 +28,13 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     return chat
 
 
-async def build_messages(conn: AsyncConnection, run: Run, project_id: str) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Prompt:
+    messages: list[dict[str, Any]]
+    earlier_usage: Usage  # the tokens of the run's earlier turns (before tool outputs were submitted)
+
+
+async def build_prompt(conn: AsyncConnection, run: Run, project_id: str) -> Prompt:
     chat: list[dict[str, Any]] = []
     if run.instructions:
         chat.append({"role": "system", "content": run.instructions})
@@ -43,18 +51,28 @@ async def build_messages(conn: AsyncConnection, run: Run, project_id: str) -> li
     else:
         rows = list(await conn.execute(history.order_by(messages.c.created_at, messages.c.seq)))
     chat += [{"role": row.role, "content": _content(row.content)} for row in rows]
-    chat += await _own_steps(conn, run, project_id)
-    return chat
 
-
-async def _own_steps(conn: AsyncConnection, run: Run, project_id: str) -> list[dict[str, Any]]:
-    """The run's earlier turns: its messages and its completed tool calls with their outputs."""
-    rows = await conn.execute(
-        select(steps.c.step_details)
-        .where(steps.c.project_id == project_id, steps.c.run_id == run.id, steps.c.status == "completed")
-        .order_by(steps.c.created_at, steps.c.seq)
+    # The run's own steps, in one query: what they said and did, and what they cost.
+    step_rows = list(
+        await conn.execute(
+            select(steps.c.step_details, steps.c.status, steps.c.usage)
+            .where(steps.c.project_id == project_id, steps.c.run_id == run.id)
+            .order_by(steps.c.created_at, steps.c.seq)
+        )
     )
-    details = [row.step_details for row in rows]
+    completed = [row.step_details for row in step_rows if row.status == "completed"]
+    chat += await _own_turns(conn, completed)
+    usages = [row.usage for row in step_rows if row.usage]
+    earlier = Usage(
+        sum(usage["prompt_tokens"] for usage in usages),
+        sum(usage["completion_tokens"] for usage in usages),
+    )
+    return Prompt(chat, earlier)
+
+
+async def _own_turns(conn: AsyncConnection, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The run's earlier turns, from its completed steps: its messages and its tool calls with their
+    outputs."""
     message_ids = [d["message_creation"]["message_id"] for d in details if d["type"] == "message_creation"]
     texts: dict[str, Any] = {}
     if message_ids:

@@ -93,11 +93,19 @@ class Worker:
                         self._runs_may_wait = True  # for a slot: look again when one frees up
                         break
                     async with self.engine.database.write() as conn:
-                        claims = await queue.claim(conn, self.id, self.lease_seconds, room)
-                        # Queued runs start in the claiming transaction: one write fewer per run.
+                        claims = await queue.claim(
+                            conn, self.id, self.lease_seconds, room, leased_by_caller={"queued"}
+                        )
+                        # Queued runs start in the claiming transaction, taking the lease in the same
+                        # statement: one write fewer per run.
                         started = {
                             claim.run_id: await states.transition(
-                                conn, claim.project_id, claim.run_id, expect={"queued"}, to="in_progress"
+                                conn,
+                                claim.project_id,
+                                claim.run_id,
+                                expect={"queued"},
+                                to="in_progress",
+                                **queue.lease(self.id, self.lease_seconds),
                             )
                             for claim in claims
                             if claim.status == "queued"

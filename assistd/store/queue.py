@@ -22,9 +22,15 @@ class Claim:
     status: str  # the status the run had when it was claimed
 
 
-async def claim(conn: AsyncConnection, worker_id: str, lease_seconds: float, limit: int) -> list[Claim]:
+async def claim(
+    conn: AsyncConnection, worker_id: str, lease_seconds: float, limit: int, *, leased_by_caller: set[str]
+) -> list[Claim]:
     """Take up to ``limit`` runs that need a worker, oldest first: queued, cancelling, or in progress
-    under a lease that lapsed (its worker died). Their status is left as it was; the lease is ours."""
+    under a lease that lapsed (its worker died). Their status is left as it was; the lease is ours.
+
+    The caller writes the lease itself, in the same transaction, of runs whose status it names in
+    ``leased_by_caller`` (the worker's start of a queued run does, in the one statement that starts it).
+    """
     clock = time.time()
     free = or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < clock)
     wanted = or_(
@@ -39,13 +45,17 @@ async def claim(conn: AsyncConnection, worker_id: str, lease_seconds: float, lim
         .with_for_update(skip_locked=True)
     )
     rows = list(await conn.execute(statement))
-    if rows:
+    to_lease = [row.id for row in rows if row.status not in leased_by_caller]
+    if to_lease:
         await conn.execute(
-            update(runs)
-            .where(runs.c.id.in_([row.id for row in rows]))
-            .values(lease_owner=worker_id, lease_expires_at=clock + lease_seconds)
+            update(runs).where(runs.c.id.in_(to_lease)).values(**lease(worker_id, lease_seconds))
         )
     return [Claim(project_id=row.project_id, run_id=row.id, status=row.status) for row in rows]
+
+
+def lease(worker_id: str, lease_seconds: float) -> dict[str, object]:
+    """The columns that give a worker a run's lease from now."""
+    return {"lease_owner": worker_id, "lease_expires_at": time.time() + lease_seconds}
 
 
 async def renew_leases(
