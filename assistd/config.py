@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     poll_after_ms: int = Field(
         default=100, ge=0, description="The openai-poll-after-ms hint sent with runs to polling clients."
     )
+    stream_keepalive_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="A streamed run that has sent nothing for this long gets an SSE comment, so that "
+        "proxies do not close the idle connection while the model thinks.",
+    )
     auto_migrate: bool = Field(default=True, description="Apply database migrations at start.")
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
 

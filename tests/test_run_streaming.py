@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -11,12 +11,14 @@ import openai
 import pytest
 from openai.types.beta.threads.runs import ToolCall
 
+from tests.harness import Server
 from tests.openapi import assert_schema
 from tests.run_support import (
     TEST_BUDGET_S,
     RecordingHandler,
     collapse,
     function_tool,
+    make_sdk,
     only_assistant_reply,
     raw_stream,
     read_sse,
@@ -457,3 +459,28 @@ def test_client_disconnect_does_not_stop_the_run(client: openai.OpenAI, http: ht
     assert text_of(only_assistant_reply(client, thread_id, run_id)) == "You said: finish without me"
     reply = only_assistant_reply(client, thread_id, run_id)
     assert reply.status == "completed"
+
+
+@pytest.mark.backend("sqlite")
+def test_quiet_stream_sends_keepalive_comments_the_sdk_skips(start_server: Callable[..., Server]) -> None:
+    """While the model is silent, comment lines keep proxies from closing the stream; the SDK ignores
+    them and still sees every event."""
+    server = start_server(ASSISTD_STREAM_KEEPALIVE_SECONDS="0.2")
+    client = make_sdk(server)
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread_id = new_thread(client, "/sleep 1\nquiet")
+    with (
+        httpx.Client(base_url=server.url) as http,
+        raw_stream(
+            http, f"/v1/threads/{thread_id}/runs", {"assistant_id": assistant.id, "stream": True}
+        ) as r,
+    ):
+        body = r.read().decode()
+    assert body.count(": keep-alive\n\n") >= 3  # a second of silence at 0.2 s
+    events = list(read_sse(iter(body.split("\n"))))
+    assert collapse([e.event for e in events[:-1]]) == TEXT_ANSWER
+
+    sdk_thread = new_thread(client, "/sleep 1\nquiet")
+    with client.beta.threads.runs.stream(thread_id=sdk_thread, assistant_id=assistant.id) as stream:
+        text = "".join(stream.text_deltas)
+    assert text == "You said: quiet"

@@ -41,7 +41,9 @@ def _run_response(request: Request, run: Run) -> Response:
 
 def _started(request: Request, start: RunStart) -> Response:
     if start.events is not None:
-        return event_stream(start.events)
+        return event_stream(
+            start.events, keepalive_seconds=request.app.state.settings.stream_keepalive_seconds
+        )
     return _run_response(request, start.run)
 
 

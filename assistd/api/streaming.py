@@ -2,28 +2,64 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
 
 from assistd.runs.events import Subscription
 
+logger = logging.getLogger("assistd.api")
+
 DONE = b"event: done\ndata: [DONE]\n\n"
+# A comment line: the SDK's decoder skips it, proxies see traffic.
+KEEPALIVE = b": keep-alive\n\n"
+# The reference asks for the error wrapped in {"error": ...}: the SDK raises APIError only then.
+STREAM_FAILED = (
+    "event: error\ndata: "
+    + json.dumps(
+        {
+            "error": {
+                "message": "The server had an error while streaming this run. The run goes on; "
+                "retrieve it to see how it ends.",
+                "type": "server_error",
+                "param": None,
+                "code": "server_error",
+            }
+        }
+    )
+    + "\n\n"
+).encode()
 
 
-async def _events(subscription: Subscription) -> AsyncIterator[bytes]:
+async def _events(subscription: Subscription, keepalive_seconds: float) -> AsyncIterator[bytes]:
     try:
-        async for event in subscription:
+        while True:
+            try:
+                async with asyncio.timeout(keepalive_seconds):
+                    event = await subscription.next()
+            except TimeoutError:
+                yield KEEPALIVE
+                continue
             yield event.encode()
+            if event.final:
+                break
+        yield DONE
+    except Exception:
+        # A failure of the stream itself (a run's own failures are thread.run.failed events).
+        logger.exception("stream of %s failed", subscription.run_id)
+        yield STREAM_FAILED
         yield DONE
     finally:
         # Also when the client goes away: the run goes on, only this stream stops.
         subscription.close()
 
 
-def event_stream(subscription: Subscription) -> StreamingResponse:
+def event_stream(subscription: Subscription, *, keepalive_seconds: float) -> StreamingResponse:
     return StreamingResponse(
-        _events(subscription),
+        _events(subscription, keepalive_seconds),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import defaultdict
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,19 +47,16 @@ def serialize(payload: BaseModel) -> str:
 
 
 class Subscription:
-    """The events of one run from the moment of subscribing; iterate until a final event."""
+    """The events of one run from the moment of subscribing; read them with ``next`` until a final one."""
 
     def __init__(self, bus: EventBus, run_id: str) -> None:
         self._bus = bus
         self.run_id = run_id
         self.queue: asyncio.Queue[RunEvent] = asyncio.Queue()
 
-    async def __aiter__(self) -> AsyncIterator[RunEvent]:
-        while True:
-            event = await self.queue.get()
-            yield event
-            if event.final:
-                return
+    async def next(self) -> RunEvent:
+        """The next event. Cancelling the wait (e.g. by a timeout) loses nothing."""
+        return await self.queue.get()
 
     def close(self) -> None:
         self._bus._unsubscribe(self)
