@@ -24,6 +24,10 @@ class ChatRequest:
     temperature: float | None = None
     top_p: float | None = None
     max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    presence_penalty: float | None = None
+    frequency_penalty: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,14 @@ class Usage:
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
+    def wire(self) -> dict[str, int]:
+        """As runs, run steps and chat completions report it."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+        }
+
 
 @dataclass(frozen=True, slots=True)
 class Finish:
@@ -62,17 +74,22 @@ class Finish:
 Chunk = TextDelta | ToolCallDelta | Finish
 
 
-class BackendError(Exception):
-    """The model could not answer. ``code`` is a run ``last_error`` code."""
+ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
 
-    def __init__(
-        self,
-        message: str,
-        code: Literal["server_error", "rate_limit_exceeded", "invalid_prompt"] = "server_error",
-    ) -> None:
+
+class BackendError(Exception):
+    """The model could not answer.
+
+    ``code`` is the run's ``last_error.code``; ``status`` is the HTTP status Chat Completions answers
+    with (500 for the model itself, 502 for an upstream that failed or is down, 504 for one that timed
+    out, 429 when rate limited, 400 for a prompt the model refuses, such as one over its context).
+    """
+
+    def __init__(self, message: str, code: ErrorCode = "server_error", *, status: int | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.status = status or {"rate_limit_exceeded": 429, "invalid_prompt": 400}.get(code, 500)
 
 
 class ChatBackend(Protocol):
@@ -83,4 +100,8 @@ class ChatBackend(Protocol):
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
         """The prompt size of ``messages`` as this backend's model counts it."""
+        ...
+
+    async def aclose(self) -> None:
+        """Frees what the backend holds (connections, a loaded model). Called once, at shutdown."""
         ...

@@ -56,6 +56,9 @@ class ScriptedBackend:
                 total += len(tokens(call["function"]["name"] + " " + call["function"]["arguments"]))
         return total
 
+    async def aclose(self) -> None:
+        pass
+
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         prompt_tokens = self.count_tokens(request.messages)
         last = request.messages[-1] if request.messages else {"role": "user", "content": ""}
