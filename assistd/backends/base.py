@@ -77,6 +77,15 @@ Chunk = TextDelta | ToolCallDelta | Finish
 ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
 
 
+def message_text(content: Any) -> str:
+    """The text of a chat message's content: a string as it is, the text parts of a list joined."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(part.get("text", "") for part in content if part.get("type") == "text")
+    return ""
+
+
 class BackendError(Exception):
     """The model could not answer.
 

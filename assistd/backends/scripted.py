@@ -23,7 +23,16 @@ import secrets
 from collections.abc import AsyncIterator
 from typing import Any
 
-from assistd.backends.base import BackendError, ChatRequest, Chunk, Finish, TextDelta, ToolCallDelta, Usage
+from assistd.backends.base import (
+    BackendError,
+    ChatRequest,
+    Chunk,
+    Finish,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    message_text,
+)
 
 _TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])")
 _CALL = re.compile(r"^/call\s+([A-Za-z0-9_-]+)\s*(.*)$")
@@ -37,21 +46,13 @@ def tokens(text: str) -> list[str]:
     return _TOKEN.findall(text)
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(part.get("text", "") for part in content if part.get("type") == "text")
-    return ""
-
-
 class ScriptedBackend:
     """Implements ``ChatBackend``."""
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
         total = 0
         for message in messages:
-            total += PER_MESSAGE_TOKENS + len(tokens(_text_of(message.get("content"))))
+            total += PER_MESSAGE_TOKENS + len(tokens(message_text(message.get("content"))))
             for call in message.get("tool_calls") or []:
                 total += len(tokens(call["function"]["name"] + " " + call["function"]["arguments"]))
         return total
@@ -66,7 +67,7 @@ class ScriptedBackend:
         if last["role"] == "tool":
             text = _tool_results_reply(request.messages)
         else:
-            message = _text_of(last.get("content"))
+            message = message_text(last.get("content"))
             text, calls = await _script(message)
             calls = _apply_tool_choice(request, calls)
             if not calls:
@@ -152,6 +153,6 @@ def _tool_results_reply(messages: list[dict[str, Any]]) -> str:
         if message["role"] != "tool":
             break
         results.append(
-            f"{names.get(message['tool_call_id'], 'tool')} returned {_text_of(message['content'])}"
+            f"{names.get(message['tool_call_id'], 'tool')} returned {message_text(message['content'])}"
         )
     return "\n".join(reversed(results))
