@@ -9,11 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from assistd import __version__
-from assistd.api import assistants, health, messages, runs, threads
+from assistd.api import assistants, chat, health, messages, models, runs, threads
 from assistd.api.deps import check_path_ids
 from assistd.api.errors import install_error_handlers
 from assistd.api.middleware import RequestGuard
-from assistd.backends.registry import BackendRegistry
+from assistd.backends.routing import ModelRouter
 from assistd.config import Settings
 from assistd.runs.events import EventBus
 from assistd.runs.executor import Engine
@@ -27,13 +27,15 @@ logger = logging.getLogger("assistd")
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
+    # Built now, so that a configuration error stops the start with its message (ConfigError).
+    router = ModelRouter.from_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database = Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
         if settings.auto_migrate:
             await migrate.upgrade(database)
-        engine = Engine(database=database, bus=EventBus(), backends=BackendRegistry(settings.default_model))
+        engine = Engine(database=database, bus=EventBus(), models=router)
         worker = Worker(
             engine,
             concurrency=settings.worker_concurrency,
@@ -46,12 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Set ASSISTD_API_KEYS before exposing this server to anyone."
             )
         app.state.database = database
+        app.state.models = router
         app.state.runtime = Runtime(engine=engine, worker=worker, run_ttl_seconds=settings.run_ttl_seconds)
         worker.start()
         try:
             yield
         finally:
             await worker.stop()
+            await router.aclose()
             await database.close()
 
     app = FastAPI(
@@ -66,7 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_path_ids)])
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
-    for module in (assistants, runs, threads, messages):
+    for module in (assistants, runs, threads, messages, chat, models):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

@@ -15,11 +15,17 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     import uvicorn
 
     from assistd.app import create_app
+    from assistd.backends.routing_config import ConfigError
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
+    try:
+        app = create_app(settings)
+    except ConfigError as error:
+        print(f"assistd: {error}", file=sys.stderr)
+        return 2
     uvicorn.run(
-        create_app(settings),
+        app,
         host=host,
         port=port,
         log_level=settings.log_level,

@@ -6,7 +6,7 @@ from functools import cached_property
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -38,10 +38,27 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest JSON request body accepted; larger bodies get 413.",
     )
-    default_model: str = Field(
-        default="scripted",
-        description="The model that answers every model name without a backend of its own. "
-        "'scripted' is the built-in deterministic model.",
+    default_model: str | None = Field(
+        default=None,
+        description="The model that answers model names no route maps: a configured model name, "
+        "'scripted' (the built-in deterministic model) or a path to a .gguf file. Unset: the embedded "
+        "SmolLM2 model, or with ASSISTD_UPSTREAM_BASE_URL the requested name, passed to the upstream.",
+    )
+    config: Path | None = Field(
+        default=None,
+        description="A TOML file of model backends and routes (see docs/backends.md).",
+    )
+    upstream_base_url: str | None = Field(
+        default=None,
+        description="An OpenAI-compatible server (…/v1) that becomes the default backend.",
+    )
+    upstream_api_key: SecretStr | None = Field(
+        default=None, description="The API key assistd sends to ASSISTD_UPSTREAM_BASE_URL."
+    )
+    strict_models: bool = Field(
+        default=False,
+        description="Answer 404 model_not_found for model names no route maps, instead of using the "
+        "default model.",
     )
     run_ttl_seconds: int = Field(default=600, ge=1, description="A run expires this long after creation.")
     worker_concurrency: int = Field(default=64, ge=1, description="Runs executed at once by this process.")

@@ -28,3 +28,15 @@ class NotFound(AssistdError):
 
 class AuthenticationFailed(AssistdError):
     """The caller's credentials are missing or wrong."""
+
+
+class ModelNotFoundError(AssistdError):
+    """No configured model answers this name (strict mode)."""
+
+    def __init__(self, model: str) -> None:
+        super().__init__(
+            f"The model `{model}` does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+        self.model = model

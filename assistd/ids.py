@@ -23,6 +23,7 @@ class Prefix(StrEnum):
     VECTOR_STORE = "vs_"
     FILE_BATCH = "vsfb_"
     REQUEST = "req_"
+    CHAT_COMPLETION = "chatcmpl-"
 
 
 def new_id(prefix: Prefix) -> str:

@@ -126,7 +126,13 @@ def assistd_server(root: Path, env: dict[str, str] | None = None, name: str = "a
     return ServerProcess(
         name,
         [sys.executable, "-m", "assistd", "serve", "--host", HOST, "--port", str(port)],
-        {**base_env(), "ASSISTD_DATA_DIR": str(data_dir), "ASSISTD_LOG_LEVEL": LOG_LEVEL, **(env or {})},
+        {
+            **base_env(),
+            "ASSISTD_DATA_DIR": str(data_dir),
+            "ASSISTD_LOG_LEVEL": LOG_LEVEL,
+            "ASSISTD_DEFAULT_MODEL": "scripted",
+            **(env or {}),
+        },
         root / f"{name}.log",
         port,
     )

@@ -57,6 +57,8 @@ class Server:
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")},
             "ASSISTD_DATA_DIR": str(self.data_dir),
+            # Run logic is tested on the deterministic model; tests of real models ask for them.
+            "ASSISTD_DEFAULT_MODEL": "scripted",
             **self.env,
         }
         command = [SERVER_PYTHON, "-m", "assistd", "serve", "--port", str(self.port)]

@@ -6,11 +6,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from assistd.backends.routing import ModelRouter
 from assistd.config import Settings
 from assistd.errors import AuthenticationFailed, NotFound
 from assistd.ids import is_plausible_id
 from assistd.runs.runtime import Runtime
 from assistd.services.assistants import AssistantService
+from assistd.services.chat import ChatService
 from assistd.services.messages import MessageService
 from assistd.services.runs import RunService
 from assistd.services.scope import Scope
@@ -89,7 +91,19 @@ async def run_service(request: Request, scope: ScopeDep) -> RunService:
     return RunService(scope, runtime)
 
 
+async def chat_service(request: Request, _project: Annotated[str, Depends(resolve_project)]) -> ChatService:
+    # Chat completions store nothing, but the caller must still be authenticated.
+    return ChatService(request.app.state.models)
+
+
+async def model_router(request: Request, _project: Annotated[str, Depends(resolve_project)]) -> ModelRouter:
+    router: ModelRouter = request.app.state.models
+    return router
+
+
 Assistants = Annotated[AssistantService, Depends(assistant_service)]
 Threads = Annotated[ThreadService, Depends(thread_service)]
 Messages = Annotated[MessageService, Depends(message_service)]
 Runs = Annotated[RunService, Depends(run_service)]
+Chat = Annotated[ChatService, Depends(chat_service)]
+Models = Annotated[ModelRouter, Depends(model_router)]

@@ -11,7 +11,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from assistd.errors import AssistdError, AuthenticationFailed, NotFound
+from assistd.backends.base import BackendError
+from assistd.errors import AssistdError, AuthenticationFailed, ModelNotFoundError, NotFound
 
 logger = logging.getLogger("assistd.api")
 
@@ -36,9 +37,25 @@ async def _domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AssistdError)
     if isinstance(exc, NotFound):
         return error_response(404, exc.message)
+    if isinstance(exc, ModelNotFoundError):
+        return error_response(404, exc.message, param=exc.param, code=exc.code)
     if isinstance(exc, AuthenticationFailed):
         return error_response(401, exc.message, code=exc.code or "invalid_api_key")
     return error_response(400, exc.message, param=exc.param, code=exc.code)  # InvalidRequest
+
+
+def backend_error_body(error: BackendError) -> dict[str, Any]:
+    """A model's failure in OpenAI's envelope (also sent as a data line in the middle of a stream)."""
+    if error.status == 429:
+        type_ = "requests"  # OpenAI's type for request rate limits
+    else:
+        type_ = "invalid_request_error" if error.status < 500 else "server_error"
+    return {"error": {"message": error.message, "type": type_, "param": None, "code": error.code}}
+
+
+async def _backend_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BackendError)
+    return JSONResponse(backend_error_body(exc), status_code=exc.status)
 
 
 # -- validation errors ---------------------------------------------------------------------------
@@ -47,17 +64,26 @@ async def _domain_error(_request: Request, exc: Exception) -> Response:
 def _walk(loc: Sequence[int | str], body: Any) -> list[int | str]:
     """The part of a pydantic error location that is a real path into the input.
 
-    Pydantic puts union member tags into locations ("function" for a tool whose type is "function",
-    "str" or "list[...]" for a string-or-list field); they are not keys of the input. Following the input
+    Pydantic puts union member tags into locations: a discriminator's value ("function" for a tool
+    whose type is "function", "user" for a message whose role is "user"), or a member's type or class
+    name ("str", "list[...]", "NamedToolChoice"); they are not keys of the input. Following the input
     along the location and keeping only the steps that exist drops them, so that
     ``tools.0.function.function.name`` becomes ``tools[0].function.name``.
     """
     path: list[int | str] = []
     node = body
     tag_skipped: object = None  # the node whose discriminator tag was already passed over
-    for step in loc:
+    for index, step in enumerate(loc):
+        following = loc[index + 1] if index + 1 < len(loc) else None
         if isinstance(node, dict) and isinstance(step, str):
-            if node.get("type") == step and tag_skipped is not node:
+            # A tag is never the last step: the error is inside the union member it names.
+            is_tag = (
+                following is not None
+                and step in (node.get("type"), node.get("role"))
+                and tag_skipped is not node
+            )
+            # "function" can be both the tag and a key: it is the tag when the key follows it.
+            if is_tag and (step not in node or following == step):
                 tag_skipped = node
             elif step in node:
                 node = node[step]
@@ -72,7 +98,11 @@ def _walk(loc: Sequence[int | str], body: Any) -> list[int | str]:
 
 
 def _looks_like_tag(step: str) -> bool:
-    return step in {"str", "int", "float", "bool", "list", "dict", "none"} or "[" in step
+    return (
+        step in {"str", "int", "float", "bool", "list", "dict", "none"}
+        or "[" in step
+        or step[:1].isupper()  # a union member's class name; the API's own keys are snake_case
+    )
 
 
 def _param(path: Sequence[int | str]) -> str | None:
@@ -181,6 +211,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AssistdError, _domain_error)
+    app.add_exception_handler(BackendError, _backend_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

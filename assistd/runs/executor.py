@@ -26,7 +26,7 @@ from assistd.backends.base import (
     ToolCallDelta,
     Usage,
 )
-from assistd.backends.registry import BackendRegistry
+from assistd.backends.routing import ModelNotFound, ModelRouter, Target
 from assistd.ids import Prefix, new_id, now
 from assistd.runs import states
 from assistd.runs.events import EventBus
@@ -58,7 +58,7 @@ class Engine:
 
     database: Database
     bus: EventBus
-    backends: BackendRegistry
+    models: ModelRouter
 
 
 @dataclass
@@ -81,21 +81,13 @@ class _Turn:
     calls: dict[int, _ToolCall] = field(default_factory=dict)
 
 
-def _usage(usage: Usage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
-
-
 class RunExecutor:
     def __init__(self, engine: Engine, claim: Claim, started: Run | None = None) -> None:
         """``started``: for a claim of a queued run, the run as the claim moved it to in_progress
         (None if it could not be: it was cancelled or expired meanwhile)."""
         self.db = engine.database
         self.bus = engine.bus
-        self.backends = engine.backends
+        self.models = engine.models
         self.claim = claim
         self.started = started
         self.project_id = claim.project_id
@@ -166,8 +158,12 @@ class RunExecutor:
         async with self.db.read() as conn:
             prompt = await build_prompt(conn, run, self.project_id)
         chat, used = prompt.messages, prompt.earlier_usage
-        backend = self.backends.backend_for(run.model)
-        request = self._request(run, chat, backend, used)
+        try:
+            target = self.models.resolve(run.model)
+        except ModelNotFound as missing:
+            raise BackendError(f"The model '{missing.name}' does not exist.", "invalid_prompt") from None
+        backend = target.backend
+        request = self._request(run, chat, target, used)
         if isinstance(request, str):
             async with self.db.write() as conn:
                 ended = await self._end(conn, used, incomplete=request)
@@ -204,18 +200,25 @@ class RunExecutor:
         self._publish_end(ended)
 
     def _request(
-        self, run: Run, chat: list[dict[str, Any]], backend: ChatBackend, used: Usage
+        self, run: Run, chat: list[dict[str, Any]], target: Target, used: Usage
     ) -> ChatRequest | str:
         """This turn's model call, or the reason the run ends incomplete before it."""
         tool_choice: str | dict[str, Any] = "auto"
+        # A forced choice ("required", or a named function) asks for calls before the model answers the
+        # user: once this run's calls have their outputs (tool messages come only from the run's own
+        # steps), the model is free to answer, or a run could only ever loop through requires_action.
+        answered = any(message["role"] == "tool" for message in chat)
         if isinstance(run.tool_choice, str):
-            tool_choice = run.tool_choice
+            tool_choice = "auto" if answered and run.tool_choice == "required" else run.tool_choice
+        elif run.tool_choice is not None and answered:
+            if run.tool_choice.type != "function":
+                raise BackendError(f"The {run.tool_choice.type} tool is not available on this server yet.")
         elif run.tool_choice is not None:
             tool_choice = run.tool_choice.model_dump(exclude_none=True)
             if tool_choice["type"] != "function":
                 raise BackendError(f"The {tool_choice['type']} tool is not available on this server yet.")
         if run.max_prompt_tokens is not None:
-            fitted = _fit(chat, backend, run.max_prompt_tokens, auto=_auto_truncation(run))
+            fitted = _fit(chat, target.backend, run.max_prompt_tokens, auto=_auto_truncation(run))
             if fitted is None:
                 return "max_prompt_tokens"
             chat = fitted
@@ -224,9 +227,15 @@ class RunExecutor:
             max_tokens = run.max_completion_tokens - used.completion_tokens
             if max_tokens <= 0:
                 return "max_completion_tokens"
+        if target.limits.max_output_tokens is not None:
+            max_tokens = min(max_tokens or target.limits.max_output_tokens, target.limits.max_output_tokens)
+        if target.limits.context_window is not None and _auto_truncation(run):
+            # The model's own window: the oldest messages give way, leaving room for the answer.
+            room = target.limits.context_window - (max_tokens or 0)
+            chat = _fit(chat, target.backend, room, auto=True) or chat
         response_format = run.response_format
         return ChatRequest(
-            model=run.model,
+            model=target.model,
             messages=chat,
             tools=[tool.model_dump(exclude_none=True) for tool in run.tools if tool.type == "function"],
             tool_choice=tool_choice,
@@ -243,7 +252,7 @@ class RunExecutor:
 
     async def _end(self, conn: AsyncConnection, total: Usage, *, incomplete: str | None) -> Run | None:
         """The run is over (completed, or incomplete for ``incomplete``); None if it was not in progress."""
-        fields: dict[str, Any] = {"usage": _usage(total)}
+        fields: dict[str, Any] = {"usage": total.wire()}
         if incomplete is not None:
             fields["incomplete_details"] = {"reason": incomplete}
         return await states.transition(
@@ -346,7 +355,7 @@ class RunExecutor:
             message_fields |= {"status": "completed", "completed_at": clock}
         message = await MessageRepository(conn, self.project_id).update(turn.message_id, message_fields)
         step = await RunStepRepository(conn, self.project_id).update(
-            turn.message_step_id, {"status": "completed", "completed_at": clock, "usage": _usage(usage)}
+            turn.message_step_id, {"status": "completed", "completed_at": clock, "usage": usage.wire()}
         )
         assert message is not None
         assert step is not None
@@ -430,7 +439,7 @@ class RunExecutor:
         async with self.db.write() as conn:
             await RunStepRepository(conn, self.project_id).update(
                 turn.tool_step_id,
-                {"step_details": {"type": "tool_calls", "tool_calls": details}, "usage": _usage(usage)},
+                {"step_details": {"type": "tool_calls", "tool_calls": details}, "usage": usage.wire()},
             )
             paused = await states.transition(
                 conn,

@@ -1,0 +1,228 @@
+"""Chat Completions: a request checked against the model's limits, sent to its backend, and the answer
+in OpenAI's shapes, whole or as ``chat.completion.chunk`` dicts.
+
+Chunks are plain dicts on purpose: they are the hot path of a streamed relay, and each is serialised
+once, straight to JSON. The whole answer is the SDK's own ``ChatCompletion``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from typing import Any
+
+from openai.types.chat import ChatCompletion
+
+from assistd.backends.base import ChatRequest, Finish, TextDelta, ToolCallDelta, Usage
+from assistd.backends.routing import ModelNotFound, ModelRouter, Target
+from assistd.errors import InvalidRequest, ModelNotFoundError
+from assistd.ids import Prefix, new_id, now
+from assistd.protocol.chat import ChatCompletionCreate
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedChat:
+    """A request that passed every check, ready for its backend."""
+
+    id: str
+    created: int
+    model: str  # the name the client asked for, which every answer reports
+    target: Target
+    request: ChatRequest
+    choices: int
+    include_usage: bool
+
+
+@dataclass
+class _Choice:
+    text: str = ""
+    calls: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+class ChatService:
+    def __init__(self, models: ModelRouter) -> None:
+        self.models = models
+
+    def prepare(self, body: ChatCompletionCreate) -> PreparedChat:
+        unsupported = body.unsupported_field()
+        if unsupported is not None:
+            raise InvalidRequest(
+                f"The '{unsupported}' parameter is not supported by this server.", param=unsupported
+            )
+        try:
+            target = self.models.resolve(body.model)
+        except ModelNotFound:
+            raise ModelNotFoundError(body.model) from None
+
+        messages = [_chat_message(message.model_dump(exclude_none=True)) for message in body.messages]
+        max_tokens = body.max_completion_tokens or body.max_tokens
+        param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
+        limit = target.limits.max_output_tokens
+        if limit is not None and max_tokens is not None and max_tokens > limit:
+            raise InvalidRequest(
+                f"{param} is too large: {max_tokens}. This model supports at most {limit} completion "
+                f"tokens, whereas you provided {max_tokens}.",
+                param=param,
+            )
+        window = target.limits.context_window
+        if window is not None:
+            prompt = target.backend.count_tokens(messages)
+            if prompt + (max_tokens or 0) > window:
+                raise InvalidRequest(
+                    f"This model's maximum context length is {window} tokens. However, you requested "
+                    f"{prompt + (max_tokens or 0)} tokens ({prompt} in the messages, {max_tokens or 0} "
+                    "in the completion). Please reduce the length of the messages or completion.",
+                    param="messages",
+                    code="context_length_exceeded",
+                )
+
+        if max_tokens is None:
+            max_tokens = limit  # the model's own cap; not reserved in the window check above
+        tool_choice: str | dict[str, Any] = "auto"
+        if body.tool_choice is not None:
+            tool_choice = (
+                body.tool_choice if isinstance(body.tool_choice, str) else body.tool_choice.model_dump()
+            )
+        request = ChatRequest(
+            model=target.model,
+            messages=messages,
+            tools=[tool.model_dump(exclude_none=True) for tool in body.tools or []],
+            tool_choice=tool_choice,
+            parallel_tool_calls=body.parallel_tool_calls is not False,
+            response_format=(
+                body.response_format.model_dump(by_alias=True, exclude_none=True)
+                if body.response_format is not None and body.response_format.type != "text"
+                else None
+            ),
+            temperature=body.temperature,
+            top_p=body.top_p,
+            max_tokens=max_tokens,
+            stop=body.stop_sequences,
+            seed=body.seed,
+            presence_penalty=body.presence_penalty,
+            frequency_penalty=body.frequency_penalty,
+        )
+        return PreparedChat(
+            id=new_id(Prefix.CHAT_COMPLETION),
+            created=now(),
+            model=body.model,
+            target=target,
+            request=request,
+            choices=body.n or 1,
+            include_usage=bool(body.stream_options and body.stream_options.include_usage),
+        )
+
+    async def complete(self, chat: PreparedChat) -> ChatCompletion:
+        """The whole answer: every choice, one after the other."""
+        choices: list[dict[str, Any]] = []
+        usage = Usage(0, 0)
+        for index in range(chat.choices):
+            choice = _Choice()
+            finish: Finish | None = None
+            async for chunk in chat.target.backend.stream(chat.request):
+                if isinstance(chunk, TextDelta):
+                    choice.text += chunk.text
+                elif isinstance(chunk, ToolCallDelta):
+                    _add_call_fragment(choice, chunk)
+                else:
+                    finish = chunk
+            assert finish is not None  # the backend contract: a stream ends with exactly one Finish
+            usage = _add(usage, finish.usage, first=index == 0)
+            message: dict[str, Any] = {
+                "role": "assistant",
+                "content": choice.text if choice.text or not choice.calls else None,
+                "refusal": None,
+                "annotations": [],
+            }
+            if choice.calls:
+                message["tool_calls"] = [choice.calls[i] for i in sorted(choice.calls)]
+            choices.append(
+                {"index": index, "message": message, "logprobs": None, "finish_reason": finish.reason}
+            )
+        return ChatCompletion.model_validate(
+            {
+                "id": chat.id,
+                "object": "chat.completion",
+                "created": chat.created,
+                "model": chat.model,
+                "choices": choices,
+                "usage": usage.wire(),
+                "service_tier": "default",
+            }
+        )
+
+    async def chunks(self, chat: PreparedChat) -> AsyncGenerator[dict[str, Any], None]:
+        """The answer as stream chunks: per choice a role chunk, deltas and a finish chunk; then, if
+        asked for, the usage chunk. Backend errors propagate to the caller."""
+        usage = Usage(0, 0)
+        usage_field = {"usage": None} if chat.include_usage else {}
+        for index in range(chat.choices):
+            yield self._chunk(chat, index, {"role": "assistant", "content": "", "refusal": None}, usage_field)
+            async for piece in chat.target.backend.stream(chat.request):
+                if isinstance(piece, TextDelta):
+                    yield self._chunk(chat, index, {"content": piece.text}, usage_field)
+                elif isinstance(piece, ToolCallDelta):
+                    yield self._chunk(chat, index, {"tool_calls": [_call_delta(piece)]}, usage_field)
+                else:
+                    usage = _add(usage, piece.usage, first=index == 0)
+                    yield self._chunk(chat, index, {}, usage_field, finish_reason=piece.reason)
+        if chat.include_usage:
+            yield {**self._frame(chat), "choices": [], "usage": usage.wire()}
+
+    def _frame(self, chat: PreparedChat) -> dict[str, Any]:
+        return {
+            "id": chat.id,
+            "object": "chat.completion.chunk",
+            "created": chat.created,
+            "model": chat.model,
+            "service_tier": "default",
+        }
+
+    def _chunk(
+        self,
+        chat: PreparedChat,
+        index: int,
+        delta: dict[str, Any],
+        usage_field: dict[str, None],
+        *,
+        finish_reason: str | None = None,
+    ) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return {**self._frame(chat), "choices": [choice], **usage_field}
+
+
+def _chat_message(message: dict[str, Any]) -> dict[str, Any]:
+    # "developer" is the newer name of "system"; many OpenAI-compatible servers know only the latter.
+    if message["role"] == "developer":
+        message["role"] = "system"
+    return message
+
+
+def _call_delta(delta: ToolCallDelta) -> dict[str, Any]:
+    if delta.id is not None:
+        return {
+            "index": delta.index,
+            "id": delta.id,
+            "type": "function",
+            "function": {"name": delta.name or "", "arguments": delta.arguments},
+        }
+    return {"index": delta.index, "function": {"arguments": delta.arguments}}
+
+
+def _add_call_fragment(choice: _Choice, delta: ToolCallDelta) -> None:
+    call = choice.calls.get(delta.index)
+    if call is None:
+        call = choice.calls[delta.index] = {
+            "id": delta.id or new_id(Prefix.TOOL_CALL),
+            "type": "function",
+            "function": {"name": delta.name or "", "arguments": ""},
+        }
+    call["function"]["arguments"] += delta.arguments
+
+
+def _add(total: Usage, more: Usage, *, first: bool) -> Usage:
+    # With n > 1 the prompt is read once; every choice adds its own completion.
+    return Usage(
+        total.prompt_tokens + (more.prompt_tokens if first else 0),
+        total.completion_tokens + more.completion_tokens,
+    )

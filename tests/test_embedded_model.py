@@ -1,0 +1,233 @@
+"""The real embedded model (SmolLM2-135M-Instruct through llama.cpp), as `make serve` runs it.
+
+A 135M model says little of sense, so these tests check what must hold whatever it says: real text
+comes back through every path, token counts are the model's, limits stop it, grammars constrain it
+(a forced tool call's arguments parse and follow the schema), and a closed stream frees the model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import openai
+import pytest
+
+from tests.harness import Server
+
+WEATHER_TOOL: dict[str, Any] = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Get the current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"location": {"type": "string", "description": "The city"}},
+            "required": ["location"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with no model settings but the harness's scripted default taken away: the defaults of
+    `make serve`."""
+    server = Server(
+        data_dir=tmp_path_factory.mktemp("assistd-embedded"), env={"ASSISTD_DEFAULT_MODEL": ""}
+    ).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def client(embedded: Server) -> Iterator[openai.OpenAI]:
+    # A cold model loads on the first call; a slow machine must not fail the test for it.
+    with openai.OpenAI(base_url=f"{embedded.url}/v1", api_key="sk-test", max_retries=0, timeout=120) as sdk:
+        yield sdk
+
+
+def test_tutorial_chat_completion_answers_with_real_text(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="gpt-3.5-turbo", messages=[{"role": "user", "content": "안녕"}], max_tokens=48
+    )
+    choice = completion.choices[0]
+    assert completion.model == "gpt-3.5-turbo"
+    assert choice.message.role == "assistant"
+    assert choice.message.content
+    assert not choice.message.content.startswith("You said:")  # not the scripted model
+    assert choice.finish_reason in {"stop", "length"}
+    assert completion.usage is not None
+    assert completion.usage.prompt_tokens > 0
+    assert 0 < completion.usage.completion_tokens <= 48
+
+
+def test_streamed_text_equals_its_deltas_and_usage_counts_them(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Name three colours."}],
+        max_tokens=32,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    pieces: list[str] = []
+    usage = None
+    finish = None
+    for chunk in stream:
+        if chunk.choices:
+            pieces.append(chunk.choices[0].delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+        else:
+            usage = chunk.usage
+    assert "".join(pieces).strip()
+    assert len([piece for piece in pieces if piece]) > 1  # streamed as generated, not in one piece
+    assert finish in {"stop", "length"}
+    assert usage is not None
+    assert 0 < usage.completion_tokens <= 32
+
+
+def test_max_tokens_stops_the_model(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Tell me a long story about a dragon."}],
+        max_tokens=5,
+    )
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == 5
+
+
+def test_same_seed_at_temperature_zero_gives_the_same_answer(client: openai.OpenAI) -> None:
+    def ask() -> str | None:
+        completion = client.chat.completions.create(
+            model="gpt-4o",
+            messages=[{"role": "user", "content": "What is the capital of France?"}],
+            max_tokens=16,
+            temperature=0,
+            seed=7,
+        )
+        return completion.choices[0].message.content
+
+    assert ask() == ask()
+
+
+@pytest.mark.parametrize("tool_choice", ["auto", "required"])
+def test_weather_tool_is_called_with_arguments_that_follow_the_schema(
+    client: openai.OpenAI, tool_choice: str
+) -> None:
+    completion = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "What is the weather like in Paris today?"}],
+        tools=[WEATHER_TOOL],  # type: ignore[list-item]
+        tool_choice=tool_choice,  # type: ignore[arg-type]
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.message.tool_calls
+    call = choice.message.tool_calls[0]
+    assert call.id.startswith("call_")
+    assert call.function.name == "get_weather"
+    arguments = json.loads(call.function.arguments)
+    jsonschema.validate(arguments, WEATHER_TOOL["function"]["parameters"])
+
+
+def test_json_schema_response_format_output_validates(client: openai.OpenAI) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    completion = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Invent a person: a name and an age."}],
+        response_format={"type": "json_schema", "json_schema": {"name": "person", "schema": schema}},
+        max_tokens=64,
+    )
+    content = completion.choices[0].message.content
+    assert content is not None
+    jsonschema.validate(json.loads(content), schema)
+
+
+def test_a_run_on_an_openai_model_name_completes_with_real_text(client: openai.OpenAI) -> None:
+    assistant = client.beta.assistants.create(
+        model="gpt-4-turbo-preview",
+        name="Math Tutor",
+        instructions="You are a personal math tutor. Answer briefly.",
+    )
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "What is 2 + 2?"}])
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=256, poll_interval_ms=200
+    )
+    assert run.status in {"completed", "incomplete"}, run.last_error
+    assert run.model == "gpt-4-turbo-preview"
+    assert run.usage is not None
+    assert 0 < run.usage.completion_tokens <= 256
+    reply = client.beta.threads.messages.list(thread.id, limit=1).data[0]
+    assert reply.role == "assistant"
+    assert reply.content[0].type == "text"
+    assert reply.content[0].text.value.strip()
+
+
+def test_function_calling_run_round_trip(client: openai.OpenAI) -> None:
+    assistant = client.beta.assistants.create(model="gpt-4o", tools=[WEATHER_TOOL])  # type: ignore[list-item]
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "What is the weather in Berlin?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice="required",
+        max_completion_tokens=256,  # after a tool result, this small model rambles on to its limit
+        poll_interval_ms=200,
+    )
+    assert run.status == "requires_action", run.last_error
+    assert run.required_action is not None
+    calls = run.required_action.submit_tool_outputs.tool_calls
+    assert [call.function.name for call in calls] == ["get_weather"] * len(calls)
+    for call in calls:
+        jsonschema.validate(json.loads(call.function.arguments), WEATHER_TOOL["function"]["parameters"])
+
+    run = client.beta.threads.runs.submit_tool_outputs_and_poll(
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "Sunny, 21 degrees C"} for call in calls],
+        poll_interval_ms=200,
+    )
+    assert run.status in {"completed", "incomplete"}, run.last_error
+    reply = client.beta.threads.messages.list(thread.id, limit=1).data[0]
+    assert reply.role == "assistant"
+    assert reply.content[0].type == "text"
+    assert reply.content[0].text.value.strip()
+
+
+def test_a_closed_stream_frees_the_model(client: openai.OpenAI, embedded: Server) -> None:
+    """Closing a stream stops generation: the next answer is not stuck behind 4,000 unread tokens."""
+    stream = client.chat.completions.create(
+        model="gpt-4o",
+        messages=[{"role": "user", "content": "Count from one to ten thousand, in words."}],
+        max_tokens=4000,
+        stream=True,
+    )
+    received = 0
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            received += 1
+        if received >= 3:
+            break
+    stream.close()
+
+    started = time.monotonic()
+    completion = client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Hi"}], max_tokens=4
+    )
+    assert completion.choices[0].message.content is not None
+    # Generating 4,000 tokens on this model takes far longer than this on any machine it runs on.
+    assert time.monotonic() - started < 20, Path(embedded.log_path).read_text()[-2000:]
