@@ -311,7 +311,8 @@ class UpstreamBackend:
     # --- errors -----------------------------------------------------------------------------------
 
     def _error(self, message: str, code: ErrorCode = "server_error", *, status: int) -> BackendError:
-        return BackendError(self._scrub(message), code, status=status)
+        # Scrubbed before it is cut: a secret across the cut would otherwise leave a piece behind.
+        return BackendError(self._scrub(message)[:MESSAGE_LIMIT], code, status=status)
 
     def _scrub(self, text: str) -> str:
         """The text without our credentials, in case an upstream echoes them."""
@@ -494,7 +495,7 @@ def _error_message(text: str) -> str:
     try:
         payload = json.loads(text)
     except json.JSONDecodeError:
-        return text.strip()[:MESSAGE_LIMIT]
+        return text.strip()
     found: Any = payload
     if isinstance(payload, dict):
         error = payload.get("error")
@@ -502,7 +503,7 @@ def _error_message(text: str) -> str:
             found = error.get("message") or error
         else:
             found = error or payload.get("detail") or payload.get("message") or payload
-    return (found if isinstance(found, str) else json.dumps(found))[:MESSAGE_LIMIT]
+    return found if isinstance(found, str) else json.dumps(found)
 
 
 def _retry_after(headers: httpx.Headers) -> float | None:
