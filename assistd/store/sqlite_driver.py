@@ -37,6 +37,9 @@ class Connection:
         self._connection: sqlite3.Connection | None = None
         # A BEGIN not yet sent: it goes with the next statement, in the same round trip.
         self._pending_begin: str | None = None
+        # Whether SQLite has a transaction open, as of the last round trip: COMMIT or ROLLBACK
+        # without one (after a read, which sends no BEGIN) costs no round trip.
+        self._in_transaction = False
 
     async def connect(self) -> Connection:
         # isolation_level=None: the driver sends no BEGIN of its own; SQLAlchemy's "begin" event does.
@@ -67,8 +70,9 @@ class Connection:
 
     def _run(
         self, begin: str | None, sql: str, parameters: Any, *, many: bool
-    ) -> tuple[Description, list[Row], int, int | None]:
-        """In the connection's thread: a pending BEGIN, then the statement and all its rows."""
+    ) -> tuple[Description, list[Row], int, int | None, bool]:
+        """In the connection's thread: a pending BEGIN, then the statement and all its rows; and
+        whether a transaction is open after it."""
         connection = self._open()
         if begin is not None:
             connection.execute(begin)
@@ -81,21 +85,21 @@ class Connection:
             else:
                 cursor.execute(sql, parameters)
             rows = cursor.fetchall() if cursor.description else []
-            return cursor.description, rows, cursor.rowcount, cursor.lastrowid
+            return cursor.description, rows, cursor.rowcount, cursor.lastrowid, connection.in_transaction
         finally:
             cursor.close()
 
     async def commit(self) -> None:
-        if self._pending_begin is not None:
-            self._pending_begin = None  # nothing was done in the transaction
-            return
-        await self._call(self._open().commit)
+        await self._end(self._open().commit)
 
     async def rollback(self) -> None:
-        if self._pending_begin is not None:
-            self._pending_begin = None
-            return
-        await self._call(self._open().rollback)
+        await self._end(self._open().rollback)
+
+    async def _end(self, end: Callable[[], None]) -> None:
+        self._pending_begin = None  # a transaction that did nothing needs no round trip
+        if self._in_transaction:
+            await self._call(end)
+            self._in_transaction = False
 
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         connection = self._open()
@@ -149,9 +153,14 @@ class Cursor:
     async def _run(self, sql: str, parameters: Any, *, many: bool) -> None:
         connection = self._connection
         begin, connection._pending_begin = connection._pending_begin, None
-        self.description, self._rows, self.rowcount, self.lastrowid = await connection._call(
-            lambda: connection._run(begin, sql, parameters, many=many)
-        )
+        try:
+            result = await connection._call(lambda: connection._run(begin, sql, parameters, many=many))
+        except BaseException:
+            # A failed statement may still have opened the transaction (its BEGIN went first): let
+            # the rollback that follows reach SQLite.
+            connection._in_transaction = True
+            raise
+        self.description, self._rows, self.rowcount, self.lastrowid, connection._in_transaction = result
         self._next = 0
 
     async def fetchone(self) -> Row | None:
