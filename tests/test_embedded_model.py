@@ -231,3 +231,52 @@ def test_a_closed_stream_frees_the_model(client: openai.OpenAI, embedded: Server
     assert completion.choices[0].message.content is not None
     # Generating 4,000 tokens on this model takes far longer than this on any machine it runs on.
     assert time.monotonic() - started < 20, Path(embedded.log_path).read_text()[-2000:]
+
+
+def test_another_assistd_relays_the_embedded_model(embedded: Server, tmp_path: Path) -> None:
+    """assistd as the OpenAI-compatible upstream of another assistd: text and tool calls, streamed and
+    not, pass through both unchanged."""
+    relay = Server(
+        data_dir=tmp_path / "relay",
+        env={"ASSISTD_DEFAULT_MODEL": "", "ASSISTD_UPSTREAM_BASE_URL": f"{embedded.url}/v1"},
+    ).start()
+    try:
+        with openai.OpenAI(base_url=f"{relay.url}/v1", api_key="sk-test", max_retries=0, timeout=120) as sdk:
+            question = [{"role": "user", "content": "What is the capital of France?"}]
+            whole = sdk.chat.completions.create(
+                model="gpt-4o",
+                messages=question,
+                max_tokens=16,
+                temperature=0,
+                seed=3,  # type: ignore[arg-type]
+            )
+            assert whole.model == "gpt-4o"
+            text = whole.choices[0].message.content
+            assert text
+
+            streamed = sdk.chat.completions.create(
+                model="gpt-4o",
+                messages=question,  # type: ignore[arg-type]
+                max_tokens=16,
+                temperature=0,
+                seed=3,
+                stream=True,
+            )
+            assert "".join(c.choices[0].delta.content or "" for c in streamed if c.choices) == text
+
+            with sdk.chat.completions.stream(
+                model="gpt-4o",
+                messages=[{"role": "user", "content": "What is the weather in Rome?"}],
+                tools=[WEATHER_TOOL],  # type: ignore[list-item]
+                tool_choice="required",
+            ) as stream:
+                final = stream.get_final_completion()
+            calls = final.choices[0].message.tool_calls
+            assert final.choices[0].finish_reason == "tool_calls"
+            assert calls
+            assert calls[0].function.name == "get_weather"
+            jsonschema.validate(
+                json.loads(calls[0].function.arguments), WEATHER_TOOL["function"]["parameters"]
+            )
+    finally:
+        relay.stop()
