@@ -56,6 +56,7 @@ test-sdk1: $(VENV)/.dev $(SDK1_VENV)/.installed
 bench: $(VENV)/.dev
 	$(BIN)/python bench/crud.py
 	$(BIN)/python bench/runs.py
+	$(BIN)/python bench/backends.py
 
 clean:
 	rm -rf $(VENV) $(SDK1_VENV) .mypy_cache .ruff_cache .pytest_cache
