@@ -825,22 +825,38 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str | None, str]] = [
         "The 'logit_bias' parameter is not supported by this server.",
     ),
     (
+        "functions-and-tools",
+        {
+            "model": "gpt-4o",
+            "messages": HI,
+            "functions": [{"name": "get_weather", "parameters": {}}],
+            "tools": [WEATHER_TOOL],
+        },
         "functions",
-        {"model": "gpt-4o", "messages": HI, "functions": [{"name": "get_weather", "parameters": {}}]},
-        "functions",
-        "The 'functions' parameter is not supported by this server.",
+        "'functions' and 'tools' cannot be used together",
     ),
     (
-        "function-call",
+        "function-call-without-functions",
         {"model": "gpt-4o", "messages": HI, "function_call": "auto"},
         "function_call",
-        "The 'function_call' parameter is not supported by this server.",
+        "'function_call' is only allowed when 'functions' are specified",
     ),
     (
-        "function-role",
-        {"model": "gpt-4o", "messages": [{"role": "function", "name": "f", "content": "x"}]},
-        "messages[0]",
-        "function",
+        "function-call-of-an-unknown-function",
+        {
+            "model": "gpt-4o",
+            "messages": HI,
+            "functions": [{"name": "get_weather"}],
+            "function_call": {"name": "get_time"},
+        },
+        "function_call",
+        "function 'get_time' is not one of the 'functions'",
+    ),
+    (
+        "function-role-without-name",
+        {"model": "gpt-4o", "messages": [{"role": "function", "content": "x"}]},
+        "messages[0].name",
+        "Missing required parameter",
     ),
     (
         "audio-modality",
@@ -1068,3 +1084,85 @@ def test_client_that_leaves_a_stream_early_does_not_hurt_the_server(
     new_log = server.log()[log_start:]
     assert "Traceback" not in new_log, new_log
     assert " ERROR " not in new_log, new_log
+
+
+# -- the pre-tools API (functions / function_call), as code of 2023 sends it ------------------------
+
+WEATHER_FUNCTION: dict[str, Any] = WEATHER_TOOL["function"]
+
+
+@pytest.mark.backend("sqlite")
+def test_legacy_function_call_is_answered_as_function_call(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="gpt-3.5-turbo-0613",
+        messages=user(f"/call get_weather {WEATHER_ARGS}"),
+        functions=[WEATHER_FUNCTION],  # type: ignore[list-item]
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "function_call"
+    assert choice.message.tool_calls is None
+    assert choice.message.function_call is not None
+    assert choice.message.function_call.name == "get_weather"
+    assert json.loads(choice.message.function_call.arguments) == json.loads(WEATHER_ARGS)
+
+    # Forced by name, even when the message asks for nothing.
+    forced = client.chat.completions.create(
+        model="gpt-3.5-turbo-0613",
+        messages=user("hello"),
+        functions=[WEATHER_FUNCTION],  # type: ignore[list-item]
+        function_call={"name": "get_weather"},
+    )
+    assert forced.choices[0].finish_reason == "function_call"
+    assert forced.choices[0].message.function_call is not None
+    assert forced.choices[0].message.function_call.name == "get_weather"
+
+    # function_call "none": the model answers in text.
+    plain = client.chat.completions.create(
+        model="gpt-3.5-turbo-0613",
+        messages=user(f"/call get_weather {WEATHER_ARGS}"),
+        functions=[WEATHER_FUNCTION],  # type: ignore[list-item]
+        function_call="none",
+    )
+    assert plain.choices[0].finish_reason == "stop"
+    assert plain.choices[0].message.function_call is None
+
+
+@pytest.mark.backend("sqlite")
+def test_legacy_function_call_streams_as_function_call_deltas(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="gpt-3.5-turbo-0613",
+        messages=user(f"/call get_weather {WEATHER_ARGS}"),
+        functions=[WEATHER_FUNCTION],  # type: ignore[list-item]
+        stream=True,
+    )
+    name, arguments, finish = "", "", None
+    for chunk in stream:
+        delta = chunk.choices[0].delta
+        assert not delta.tool_calls
+        if delta.function_call is not None:
+            name += delta.function_call.name or ""
+            arguments += delta.function_call.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert (name, finish) == ("get_weather", "function_call")
+    assert json.loads(arguments) == json.loads(WEATHER_ARGS)
+
+
+@pytest.mark.backend("sqlite")
+def test_legacy_function_result_round_trip(client: openai.OpenAI) -> None:
+    """The 2023 loop: the model's function_call goes back as an assistant message, the result as a
+    "function" message, and the model answers with it."""
+    completion = client.chat.completions.create(
+        model="gpt-3.5-turbo-0613",
+        messages=[
+            {"role": "user", "content": "What is the weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "function_call": {"name": "get_weather", "arguments": WEATHER_ARGS},
+            },
+            {"role": "function", "name": "get_weather", "content": "Sunny, 22 C"},
+        ],
+        functions=[WEATHER_FUNCTION],  # type: ignore[list-item]
+    )
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.choices[0].message.content == "get_weather returned Sunny, 22 C"

@@ -1,9 +1,10 @@
 """The Chat Completions request body (``POST /v1/chat/completions``).
 
-Every field of the reference is accepted. Those that only shape OpenAI's own service (``store``,
-``service_tier``, ``prompt_cache_key``, ``user``, ``metadata``, ...) are accepted and have no effect;
-those that ask for something no backend here can give (audio, predicted outputs, web search, logprobs,
-logit bias) are refused with a 400 naming them, rather than silently ignored.
+Every field of the reference is accepted, the pre-tools ``functions``/``function_call`` too. Those
+that only shape OpenAI's own service (``store``, ``service_tier``, ``prompt_cache_key``, ``user``,
+``metadata``, ...) are accepted and have no effect; those that ask for something no backend here can
+give (audio, predicted outputs, web search, logprobs, logit bias) are refused with a 400 naming
+them, rather than silently ignored.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from assistd.protocol.common import (
+    FunctionDefinition,
     FunctionName,
     FunctionTool,
     Metadata,
@@ -91,6 +93,15 @@ class AssistantMessage(RequestModel):
     refusal: str | None = None
     name: str | None = None
     tool_calls: list[MessageToolCall] | None = None
+    function_call: CalledFunction | None = None  # the pre-tools API
+
+
+class FunctionMessage(RequestModel):
+    """The pre-tools API's answer to a ``function_call``."""
+
+    role: Literal["function"]
+    name: str
+    content: str | None = None
 
 
 class ToolMessage(RequestModel):
@@ -100,7 +111,7 @@ class ToolMessage(RequestModel):
 
 
 ChatMessage = Annotated[
-    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage,
+    SystemMessage | DeveloperMessage | UserMessage | AssistantMessage | ToolMessage | FunctionMessage,
     Field(discriminator="role"),
 ]
 
@@ -125,8 +136,11 @@ ChatResponseFormat = Annotated[
 Penalty = Annotated[float | None, Field(ge=-2, le=2)]
 
 # Fields whose use this server cannot honour: given a non-empty value, the request is refused.
-UNSUPPORTED = ("audio", "prediction", "web_search_options", "logit_bias", "functions", "function_call")
-# ``functions``/``function_call`` and ``role: "function"`` are the pre-tools API: use ``tools``.
+UNSUPPORTED = ("audio", "prediction", "web_search_options", "logit_bias")
+
+
+class FunctionCallName(RequestModel):
+    name: FunctionName
 
 
 class ChatCompletionCreate(RequestBody):
@@ -136,6 +150,9 @@ class ChatCompletionCreate(RequestBody):
     stream_options: StreamOptions | None = None
     tools: list[FunctionTool] | None = Field(default=None, max_length=128)
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    # The pre-tools API, still sent by code of 2023: served as tools, answered in its own shape.
+    functions: list[FunctionDefinition] | None = Field(default=None, max_length=128)
+    function_call: Literal["none", "auto"] | FunctionCallName | None = None
     parallel_tool_calls: bool | None = None
     response_format: ChatResponseFormat | None = None
     n: int | None = Field(default=None, ge=1, le=128)
@@ -167,8 +184,6 @@ class ChatCompletionCreate(RequestBody):
     prediction: dict[str, Any] | None = None
     web_search_options: dict[str, Any] | None = None
     logit_bias: dict[str, int] | None = None
-    functions: list[dict[str, Any]] | None = None
-    function_call: str | dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ChatCompletionCreate:
@@ -176,6 +191,14 @@ class ChatCompletionCreate(RequestBody):
             raise _invalid("stop", "at most 4 stop sequences are allowed")
         if self.stream_options is not None and not self.stream:
             raise _invalid("stream_options", "'stream_options' is only allowed when 'stream' is enabled")
+        if self.functions is not None and self.tools is not None:
+            raise _invalid("functions", "'functions' and 'tools' cannot be used together; use 'tools'")
+        if self.function_call not in (None, "none") and not self.functions:
+            raise _invalid("function_call", "'function_call' is only allowed when 'functions' are specified")
+        if isinstance(self.function_call, FunctionCallName):
+            named = self.function_call.name
+            if named not in {function.name for function in self.functions or []}:
+                raise _invalid("function_call", f"function '{named}' is not one of the 'functions'")
         if self.tool_choice not in (None, "none") and not self.tools:
             raise _invalid("tool_choice", "'tool_choice' is only allowed when 'tools' are specified")
         if isinstance(self.tool_choice, NamedToolChoice):

@@ -31,6 +31,8 @@ class PreparedChat:
     request: ChatRequest
     choices: int
     include_usage: bool
+    # Asked with the pre-tools ``functions``: calls are answered as ``function_call``.
+    legacy_functions: bool = False
 
 
 @dataclass
@@ -54,7 +56,7 @@ class ChatService:
         except ModelNotFound:
             raise ModelNotFoundError(body.model) from None
 
-        messages = [_chat_message(message.model_dump(exclude_none=True)) for message in body.messages]
+        messages = _chat_messages([message.model_dump(exclude_none=True) for message in body.messages])
         max_tokens = body.max_completion_tokens or body.max_tokens
         param = "max_completion_tokens" if body.max_completion_tokens else "max_tokens"
         limit = target.limits.max_output_tokens
@@ -79,16 +81,28 @@ class ChatService:
         if max_tokens is None:
             max_tokens = limit  # the model's own cap; not reserved in the window check above
         tool_choice: str | dict[str, Any] = "auto"
-        if body.tool_choice is not None:
-            tool_choice = (
-                body.tool_choice if isinstance(body.tool_choice, str) else body.tool_choice.model_dump()
-            )
+        if body.functions is not None:
+            legacy = body.function_call
+            if isinstance(legacy, str):
+                tool_choice = legacy
+            elif legacy is not None:
+                tool_choice = {"type": "function", "function": {"name": legacy.name}}
+        elif isinstance(body.tool_choice, str):
+            tool_choice = body.tool_choice
+        elif body.tool_choice is not None:
+            tool_choice = body.tool_choice.model_dump()
+        tools = [tool.model_dump(exclude_none=True) for tool in body.tools or []]
+        tools += [
+            {"type": "function", "function": function.model_dump(exclude_none=True)}
+            for function in body.functions or []
+        ]
         request = ChatRequest(
             model=target.model,
             messages=messages,
-            tools=[tool.model_dump(exclude_none=True) for tool in body.tools or []],
+            tools=tools,
             tool_choice=tool_choice,
-            parallel_tool_calls=body.parallel_tool_calls is not False,
+            # The pre-tools API knows one call per answer.
+            parallel_tool_calls=body.parallel_tool_calls is not False and body.functions is None,
             response_format=(
                 body.response_format.model_dump(by_alias=True, exclude_none=True)
                 if body.response_format is not None and body.response_format.type != "text"
@@ -110,6 +124,7 @@ class ChatService:
             request=request,
             choices=body.n or 1,
             include_usage=bool(body.stream_options and body.stream_options.include_usage),
+            legacy_functions=body.functions is not None,
         )
 
     async def complete(self, chat: PreparedChat) -> ChatCompletion:
@@ -134,11 +149,13 @@ class ChatService:
                 "refusal": None,
                 "annotations": [],
             }
-            if choice.calls:
+            reason: str = finish.reason
+            if choice.calls and chat.legacy_functions:
+                message["function_call"] = choice.calls[min(choice.calls)]["function"]
+                reason = "function_call" if reason == "tool_calls" else reason
+            elif choice.calls:
                 message["tool_calls"] = [choice.calls[i] for i in sorted(choice.calls)]
-            choices.append(
-                {"index": index, "message": message, "logprobs": None, "finish_reason": finish.reason}
-            )
+            choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": reason})
         return ChatCompletion.model_validate(
             {
                 "id": chat.id,
@@ -161,11 +178,17 @@ class ChatService:
             async for piece in chat.target.backend.stream(chat.request):
                 if isinstance(piece, TextDelta):
                     yield self._chunk(chat, index, {"content": piece.text}, usage_field)
+                elif isinstance(piece, ToolCallDelta) and chat.legacy_functions:
+                    if piece.index == 0:
+                        yield self._chunk(chat, index, {"function_call": _function_delta(piece)}, usage_field)
                 elif isinstance(piece, ToolCallDelta):
                     yield self._chunk(chat, index, {"tool_calls": [_call_delta(piece)]}, usage_field)
                 else:
                     usage = _add(usage, piece.usage, first=index == 0)
-                    yield self._chunk(chat, index, {}, usage_field, finish_reason=piece.reason)
+                    reason: str = piece.reason
+                    if chat.legacy_functions and reason == "tool_calls":
+                        reason = "function_call"
+                    yield self._chunk(chat, index, {}, usage_field, finish_reason=reason)
         if chat.include_usage:
             yield {**self._frame(chat), "choices": [], "usage": usage.wire()}
 
@@ -191,11 +214,33 @@ class ChatService:
         return {**self._frame(chat), "choices": [choice], **usage_field}
 
 
-def _chat_message(message: dict[str, Any]) -> dict[str, Any]:
-    # "developer" is the newer name of "system"; many OpenAI-compatible servers know only the latter.
-    if message["role"] == "developer":
-        message["role"] = "system"
-    return message
+def _chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The messages as every backend takes them: "developer" as "system" (many OpenAI-compatible
+    servers know only the latter), and the pre-tools function call and result as a tool call and a
+    tool message, paired by an id made up here."""
+    ids: dict[str, str] = {}  # function name -> the id of its latest call
+    for position, message in enumerate(messages):
+        role = message["role"]
+        if role == "developer":
+            message["role"] = "system"
+        elif role == "assistant" and "function_call" in message:
+            call = message.pop("function_call")
+            ids[call["name"]] = call_id = f"call_function_{position}"
+            message["tool_calls"] = [
+                *message.get("tool_calls", []),
+                {"id": call_id, "type": "function", "function": call},
+            ]
+        elif role == "function":
+            name = message.pop("name")
+            message.update(role="tool", tool_call_id=ids.get(name, f"call_function_{name}"))
+            message.setdefault("content", "")
+    return messages
+
+
+def _function_delta(delta: ToolCallDelta) -> dict[str, str]:
+    if delta.id is not None:
+        return {"name": delta.name or "", "arguments": delta.arguments}
+    return {"arguments": delta.arguments}
 
 
 def _call_delta(delta: ToolCallDelta) -> dict[str, Any]:
