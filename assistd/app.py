@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from assistd import __version__
-from assistd.api import assistants, chat, health, messages, models, runs, threads
+from assistd.api import assistants, chat, files, health, messages, models, runs, threads
 from assistd.api.deps import check_path_ids
 from assistd.api.errors import install_error_handlers
 from assistd.api.middleware import RequestGuard
@@ -20,9 +20,12 @@ from assistd.runs.executor import Engine
 from assistd.runs.runtime import Runtime
 from assistd.runs.worker import Worker
 from assistd.store import migrate
+from assistd.store.blobs import LocalBlobStore
 from assistd.store.database import Database
 
 logger = logging.getLogger("assistd")
+
+UPLOAD_OVERHEAD_BYTES = 64 * 1024
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -48,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Set ASSISTD_API_KEYS before exposing this server to anyone."
             )
         app.state.database = database
+        app.state.blobs = LocalBlobStore(settings.data_dir / "files")
         app.state.models = router
         app.state.runtime = Runtime(engine=engine, worker=worker, run_ttl_seconds=settings.run_ttl_seconds)
         worker.start()
@@ -66,11 +70,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.add_middleware(RequestGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_body_bytes,
+        # Uploads are multipart: the file plus a few small fields.
+        upload_paths=frozenset({"/v1/files"}),
+        max_upload_bytes=settings.max_file_bytes + UPLOAD_OVERHEAD_BYTES,
+    )
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_path_ids)])
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
-    for module in (assistants, runs, threads, messages, chat, models):
+    for module in (assistants, runs, threads, messages, chat, models, files):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest JSON request body accepted; larger bodies get 413.",
     )
+    max_file_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        description="Largest file accepted by POST /v1/files; larger get 413.",
+    )
     default_model: str | None = Field(
         default=None,
         description="The model that answers model names no route maps: a configured model name, "

@@ -40,3 +40,7 @@ class ModelNotFoundError(AssistdError):
             code="model_not_found",
         )
         self.model = model
+
+
+class ContentTooLarge(AssistdError):
+    """An upload is larger than the server accepts."""

@@ -7,6 +7,7 @@ on where the SDK keeps them.
 
 from __future__ import annotations
 
+from openai.types import FileDeleted, FileObject
 from openai.types.beta import Assistant, AssistantDeleted, Thread, ThreadDeleted
 from openai.types.beta.threads import Message, MessageDeleted, Run
 from openai.types.beta.threads.runs import RunStep
@@ -14,6 +15,8 @@ from openai.types.beta.threads.runs import RunStep
 __all__ = [
     "Assistant",
     "AssistantDeleted",
+    "FileDeleted",
+    "FileObject",
     "Message",
     "MessageDeleted",
     "Run",

@@ -13,6 +13,7 @@ from assistd.ids import is_plausible_id
 from assistd.runs.runtime import Runtime
 from assistd.services.assistants import AssistantService
 from assistd.services.chat import ChatService
+from assistd.services.files import FileService
 from assistd.services.messages import MessageService
 from assistd.services.runs import RunService
 from assistd.services.scope import Scope
@@ -27,6 +28,7 @@ _PATH_KINDS = {
     "message_id": "message",
     "run_id": "run",
     "step_id": "run step",
+    "file_id": "file",
 }
 
 
@@ -101,9 +103,15 @@ async def model_router(request: Request, _project: Annotated[str, Depends(resolv
     return router
 
 
+async def file_service(request: Request, scope: ScopeDep) -> FileService:
+    settings: Settings = request.app.state.settings
+    return FileService(scope, request.app.state.blobs, max_bytes=settings.max_file_bytes)
+
+
 Assistants = Annotated[AssistantService, Depends(assistant_service)]
 Threads = Annotated[ThreadService, Depends(thread_service)]
 Messages = Annotated[MessageService, Depends(message_service)]
 Runs = Annotated[RunService, Depends(run_service)]
 Chat = Annotated[ChatService, Depends(chat_service)]
+Files = Annotated[FileService, Depends(file_service)]
 Models = Annotated[ModelRouter, Depends(model_router)]

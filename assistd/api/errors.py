@@ -12,7 +12,13 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from assistd.backends.base import BackendError
-from assistd.errors import AssistdError, AuthenticationFailed, ModelNotFoundError, NotFound
+from assistd.errors import (
+    AssistdError,
+    AuthenticationFailed,
+    ContentTooLarge,
+    ModelNotFoundError,
+    NotFound,
+)
 
 logger = logging.getLogger("assistd.api")
 
@@ -37,6 +43,8 @@ async def _domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, AssistdError)
     if isinstance(exc, NotFound):
         return error_response(404, exc.message)
+    if isinstance(exc, ContentTooLarge):
+        return error_response(413, exc.message, param=exc.param, code=exc.code)
     if isinstance(exc, ModelNotFoundError):
         return error_response(404, exc.message, param=exc.param, code=exc.code)
     if isinstance(exc, AuthenticationFailed):

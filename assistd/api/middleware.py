@@ -34,13 +34,23 @@ async def _send_error(send: Send, status: int, body: bytes, request_id: bytes) -
 class RequestGuard:
     """Gives every response an ``x-request-id``, and refuses, before any parsing:
 
-    * bodies over ``max_body_bytes`` (413), by Content-Length or while the body streams in;
+    * bodies over ``max_body_bytes`` (413), by Content-Length or while the body streams in; uploads
+      (POST to ``upload_paths``) may be up to ``max_upload_bytes``;
     * an ``OpenAI-Beta: assistants=v1`` header (400): assistd speaks v2 only.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        upload_paths: frozenset[str] = frozenset(),
+        max_upload_bytes: int = 0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.upload_paths = upload_paths
+        self.max_upload_bytes = max_upload_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -60,9 +70,11 @@ class RequestGuard:
             await _send_error(send, 400, _envelope(message, "OpenAI-Beta"), request_id)
             return
 
-        too_large = f"Request body too large: this server accepts at most {self.max_body_bytes} bytes."
+        upload = scope["method"] == "POST" and scope["path"] in self.upload_paths
+        limit = self.max_upload_bytes if upload else self.max_body_bytes
+        too_large = f"Request body too large: this server accepts at most {limit} bytes."
         declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+        if declared is not None and declared.isdigit() and int(declared) > limit:
             await _send_error(send, 413, _envelope(too_large), request_id)
             return
 
@@ -75,7 +87,7 @@ class RequestGuard:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
+                if received > limit:
                     raise HTTPException(413, too_large)
             return message
 

@@ -12,9 +12,10 @@ Order = Literal["asc", "desc"]
 
 
 class PageRequest(BaseModel):
-    """``limit`` 1..100 (default 20), ``order`` by creation, ``after``/``before`` cursors (object ids)."""
+    """``limit`` (1..100 on most lists, checked where the query is read), ``order`` by creation,
+    ``after``/``before`` cursors (object ids)."""
 
-    limit: int = Field(default=20, ge=1, le=100)
+    limit: int = Field(default=20, ge=1)
     order: Order = "desc"
     after: str | None = None
     before: str | None = None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from assistd.store import tables
 from assistd.store.repository import Repository
-from assistd.types import Assistant, Message, Run, RunStep, Thread
+from assistd.types import Assistant, FileObject, Message, Run, RunStep, Thread
 
 
 class AssistantRepository(Repository[Assistant]):
@@ -117,3 +120,17 @@ class RunStepRepository(Repository[RunStep]):
         "metadata",
         "usage",
     )
+
+
+class FileRepository(Repository[FileObject]):
+    table = tables.files
+    model = FileObject
+    object_name = "file"
+    kind = "file"
+    columns = ("id", "created_at", "bytes", "filename", "purpose", "status", "expires_at")
+
+    def to_object(self, row: Mapping[Any, Any]) -> FileObject:
+        # Built without validation: uploads may have purpose "evals" (CreateFileRequest allows it), which
+        # the File object's enum, in the spec and in the SDK, does not list.
+        data = {name: row[name] for name in self.columns}
+        return FileObject.model_construct(object="file", **data)

@@ -156,3 +156,18 @@ run_steps = Table(
     Column("usage", JSON),
     Index("ix_run_steps_run_order", "run_id", "created_at", "seq"),
 )
+
+files = Table(
+    "files",
+    metadata,
+    _seq(),
+    Column("id", String(64), nullable=False, unique=True),
+    _project(),
+    Column("created_at", BigInteger, nullable=False),
+    Column("bytes", BigInteger, nullable=False),
+    Column("filename", Text, nullable=False),
+    Column("purpose", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("expires_at", BigInteger),
+    Index("ix_files_project_order", "project_id", "created_at", "seq"),
+)

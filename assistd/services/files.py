@@ -1,0 +1,84 @@
+"""Files: upload, list, read, download, delete. The row says what a file is; the blob store holds its
+content under the file's id."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import BinaryIO
+
+from sqlalchemy import ColumnElement, or_
+
+from assistd.errors import ContentTooLarge, NotFound
+from assistd.ids import Prefix, new_id, now
+from assistd.protocol.files import FileCreate
+from assistd.protocol.pagination import Page, PageRequest
+from assistd.services.scope import Scope
+from assistd.store import tables
+from assistd.store.blobs import BlobStore, TooLarge
+from assistd.store.repositories import FileRepository
+from assistd.types import FileDeleted, FileObject
+
+files = tables.files
+
+
+def _not_expired() -> ColumnElement[bool]:
+    return or_(files.c.expires_at.is_(None), files.c.expires_at > now())
+
+
+class FileService:
+    def __init__(self, scope: Scope, blobs: BlobStore, *, max_bytes: int) -> None:
+        self.scope = scope
+        self.blobs = blobs
+        self.max_bytes = max_bytes
+
+    async def create(self, content: BinaryIO, filename: str, request: FileCreate) -> FileObject:
+        file_id = new_id(Prefix.FILE)
+        try:
+            size = await self.blobs.save(file_id, content, limit=self.max_bytes)
+        except TooLarge:
+            raise ContentTooLarge(
+                f"File too large: this server accepts files of at most {self.max_bytes} bytes.", param="file"
+            ) from None
+        created_at = now()
+        row = {
+            "id": file_id,
+            "created_at": created_at,
+            "bytes": size,
+            "filename": filename,
+            "purpose": request.purpose,
+            "status": "processed",
+            "expires_at": created_at + request.expires_after.seconds if request.expires_after else None,
+        }
+        try:
+            async with self.scope.database.write() as conn:
+                return await FileRepository(conn, self.scope.project_id).insert(row)
+        except BaseException:
+            await self.blobs.delete(file_id)  # no content without its row
+            raise
+
+    async def list(self, page: PageRequest, purpose: str | None) -> Page[FileObject]:
+        where = [_not_expired()]
+        if purpose is not None:
+            where.append(files.c.purpose == purpose)
+        async with self.scope.database.read() as conn:
+            return await FileRepository(conn, self.scope.project_id).page(page, *where)
+
+    async def get(self, file_id: str) -> FileObject:
+        async with self.scope.database.read() as conn:
+            found = await FileRepository(conn, self.scope.project_id).get(file_id, _not_expired())
+        if found is None:
+            raise NotFound("file", file_id)
+        return found
+
+    async def content(self, file_id: str) -> tuple[FileObject, AsyncIterator[bytes]]:
+        found = await self.get(file_id)
+        return found, self.blobs.read(file_id)
+
+    async def delete(self, file_id: str) -> FileDeleted:
+        async with self.scope.database.write() as conn:
+            deleted = await FileRepository(conn, self.scope.project_id).delete(file_id)
+        if not deleted:
+            raise NotFound("file", file_id)
+        # The row is gone first: a crash between the two leaves an orphan blob, never a row without one.
+        await self.blobs.delete(file_id)
+        return FileDeleted(id=file_id, object="file", deleted=True)
