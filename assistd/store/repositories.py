@@ -133,4 +133,5 @@ class FileRepository(Repository[FileObject]):
         # Built without validation: uploads may have purpose "evals" (CreateFileRequest allows it), which
         # the File object's enum, in the spec and in the SDK, does not list.
         data = {name: row[name] for name in self.columns}
-        return FileObject.model_construct(object="file", **data)
+        # status_details is deprecated but, like every nullable field, sent as null.
+        return FileObject.model_construct(object="file", status_details=None, **data)
