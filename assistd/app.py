@@ -9,10 +9,11 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from assistd import __version__
-from assistd.api import assistants, chat, files, health, messages, models, runs, threads
+from assistd.api import assistants, chat, embeddings, files, health, messages, models, runs, threads
 from assistd.api.deps import check_path_ids
 from assistd.api.errors import install_error_handlers
 from assistd.api.middleware import RequestGuard
+from assistd.backends.embeddings import EmbeddingBackend, LocalEmbeddings, UpstreamEmbeddings
 from assistd.backends.routing import ModelRouter
 from assistd.config import Settings
 from assistd.runs.events import EventBus
@@ -32,6 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Built now, so that a configuration error stops the start with its message (ConfigError).
     router = ModelRouter.from_settings(settings)
+    embedder = _embeddings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -53,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.database = database
         app.state.blobs = LocalBlobStore(settings.data_dir / "files")
         app.state.models = router
+        app.state.embeddings = embedder
         app.state.runtime = Runtime(engine=engine, worker=worker, run_ttl_seconds=settings.run_ttl_seconds)
         worker.start()
         try:
@@ -60,6 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await worker.stop()
             await router.aclose()
+            await embedder.aclose()
             await database.close()
 
     app = FastAPI(
@@ -80,8 +84,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_path_ids)])
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
-    for module in (assistants, runs, threads, messages, chat, models, files):
+    for module in (assistants, runs, threads, messages, chat, models, files, embeddings):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
     return app
+
+
+def _embeddings(settings: Settings) -> EmbeddingBackend:
+    if settings.embeddings_base_url:
+        key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
+        return UpstreamEmbeddings(
+            settings.embeddings_base_url,
+            key,
+            settings.embeddings_model,
+            dimensions=settings.embeddings_dimensions,
+        )
+    return LocalEmbeddings()

@@ -60,6 +60,18 @@ class Settings(BaseSettings):
     upstream_api_key: SecretStr | None = Field(
         default=None, description="The API key assistd sends to ASSISTD_UPSTREAM_BASE_URL."
     )
+    embeddings_base_url: str | None = Field(
+        default=None,
+        description="An OpenAI-compatible server (…/v1) whose /embeddings replaces the embedded "
+        "multilingual-e5-small model.",
+    )
+    embeddings_api_key: SecretStr | None = Field(default=None, description="The key for that server.")
+    embeddings_model: str = Field(
+        default="text-embedding-3-small", description="The model id sent to the embeddings server."
+    )
+    embeddings_dimensions: int = Field(
+        default=1536, ge=1, description="The dimensions of that model's embeddings."
+    )
     strict_models: bool = Field(
         default=False,
         description="Answer 404 model_not_found for model names no route maps, instead of using the "

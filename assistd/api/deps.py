@@ -13,6 +13,7 @@ from assistd.ids import is_plausible_id
 from assistd.runs.runtime import Runtime
 from assistd.services.assistants import AssistantService
 from assistd.services.chat import ChatService
+from assistd.services.embeddings import EmbeddingService
 from assistd.services.files import FileService
 from assistd.services.messages import MessageService
 from assistd.services.runs import RunService
@@ -108,10 +109,17 @@ async def file_service(request: Request, scope: ScopeDep) -> FileService:
     return FileService(scope, request.app.state.blobs, max_bytes=settings.max_file_bytes)
 
 
+async def embedding_service(
+    request: Request, _project: Annotated[str, Depends(resolve_project)]
+) -> EmbeddingService:
+    return EmbeddingService(request.app.state.embeddings)
+
+
 Assistants = Annotated[AssistantService, Depends(assistant_service)]
 Threads = Annotated[ThreadService, Depends(thread_service)]
 Messages = Annotated[MessageService, Depends(message_service)]
 Runs = Annotated[RunService, Depends(run_service)]
 Chat = Annotated[ChatService, Depends(chat_service)]
 Files = Annotated[FileService, Depends(file_service)]
+Embeddings = Annotated[EmbeddingService, Depends(embedding_service)]
 Models = Annotated[ModelRouter, Depends(model_router)]

