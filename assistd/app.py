@@ -9,13 +9,25 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, Depends, FastAPI
 
 from assistd import __version__
-from assistd.api import assistants, chat, embeddings, files, health, messages, models, runs, threads
+from assistd.api import (
+    assistants,
+    chat,
+    embeddings,
+    files,
+    health,
+    messages,
+    models,
+    runs,
+    threads,
+    vector_stores,
+)
 from assistd.api.deps import check_path_ids
 from assistd.api.errors import install_error_handlers
 from assistd.api.middleware import RequestGuard
 from assistd.backends.embeddings import EmbeddingBackend, LocalEmbeddings, UpstreamEmbeddings
 from assistd.backends.routing import ModelRouter
 from assistd.config import Settings
+from assistd.retrieval.indexer import Indexer
 from assistd.runs.events import EventBus
 from assistd.runs.executor import Engine
 from assistd.runs.runtime import Runtime
@@ -53,14 +65,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Set ASSISTD_API_KEYS before exposing this server to anyone."
             )
         app.state.database = database
-        app.state.blobs = LocalBlobStore(settings.data_dir / "files")
+        app.state.blobs = blobs = LocalBlobStore(settings.data_dir / "files")
+        app.state.indexer = indexer = Indexer(database, blobs, embedder)
         app.state.models = router
         app.state.embeddings = embedder
         app.state.runtime = Runtime(engine=engine, worker=worker, run_ttl_seconds=settings.run_ttl_seconds)
         worker.start()
+        await indexer.start()
         try:
             yield
         finally:
+            await indexer.stop()
             await worker.stop()
             await router.aclose()
             await embedder.aclose()
@@ -84,7 +99,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_path_ids)])
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
-    for module in (assistants, runs, threads, messages, chat, models, files, embeddings):
+    for module in (assistants, runs, threads, messages, chat, models, files, embeddings, vector_stores):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)

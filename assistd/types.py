@@ -7,10 +7,11 @@ on where the SDK keeps them.
 
 from __future__ import annotations
 
-from openai.types import FileDeleted, FileObject
+from openai.types import FileDeleted, FileObject, VectorStore, VectorStoreDeleted
 from openai.types.beta import Assistant, AssistantDeleted, Thread, ThreadDeleted
 from openai.types.beta.threads import Message, MessageDeleted, Run
 from openai.types.beta.threads.runs import RunStep
+from openai.types.vector_stores import VectorStoreFile, VectorStoreFileBatch, VectorStoreFileDeleted
 
 __all__ = [
     "Assistant",
@@ -23,4 +24,9 @@ __all__ = [
     "RunStep",
     "Thread",
     "ThreadDeleted",
+    "VectorStore",
+    "VectorStoreDeleted",
+    "VectorStoreFile",
+    "VectorStoreFileBatch",
+    "VectorStoreFileDeleted",
 ]

@@ -19,6 +19,7 @@ from assistd.services.messages import MessageService
 from assistd.services.runs import RunService
 from assistd.services.scope import Scope
 from assistd.services.threads import ThreadService
+from assistd.services.vector_stores import VectorStoreService
 from assistd.store.database import Database
 from assistd.store.tables import DEFAULT_PROJECT_ID
 
@@ -30,6 +31,8 @@ _PATH_KINDS = {
     "run_id": "run",
     "step_id": "run step",
     "file_id": "file",
+    "vector_store_id": "vector store",
+    "batch_id": "vector store file batch",
 }
 
 
@@ -115,6 +118,10 @@ async def embedding_service(
     return EmbeddingService(request.app.state.embeddings)
 
 
+async def vector_store_service(request: Request, scope: ScopeDep) -> VectorStoreService:
+    return VectorStoreService(scope, request.app.state.indexer.submit, request.app.state.embeddings)
+
+
 Assistants = Annotated[AssistantService, Depends(assistant_service)]
 Threads = Annotated[ThreadService, Depends(thread_service)]
 Messages = Annotated[MessageService, Depends(message_service)]
@@ -122,4 +129,5 @@ Runs = Annotated[RunService, Depends(run_service)]
 Chat = Annotated[ChatService, Depends(chat_service)]
 Files = Annotated[FileService, Depends(file_service)]
 Embeddings = Annotated[EmbeddingService, Depends(embedding_service)]
+VectorStores = Annotated[VectorStoreService, Depends(vector_store_service)]
 Models = Annotated[ModelRouter, Depends(model_router)]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from typing import Annotated, Any
 
 from fastapi import Depends, Query
 from fastapi.responses import Response
@@ -19,6 +20,11 @@ def json_response(obj: BaseModel, status_code: int = 200) -> Response:
         status_code=status_code,
         media_type="application/json",
     )
+
+
+def dict_response(payload: dict[str, Any]) -> Response:
+    """A wire shape the SDK has no model for (a search page, base64 embeddings): plain JSON."""
+    return Response(json.dumps(payload, separators=(",", ":")), media_type="application/json")
 
 
 async def page_request(

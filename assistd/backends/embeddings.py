@@ -11,7 +11,9 @@ others of its kind (the default of ``/v1/embeddings``, as E5's authors advise fo
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -21,7 +23,15 @@ import httpx
 from assistd.backends.base import BackendError
 
 Kind = Literal["query", "passage"]
-BATCH = 32  # texts per call into the model: bounds the memory of one call, keeps cancelling prompt
+BATCH = 8  # texts per call into the model: bounds one call's memory and how long others wait for it
+
+
+def pack_float32(vector: Sequence[float]) -> bytes:
+    """A vector as little-endian float32 bytes: how embeddings are stored, and OpenAI's base64 form."""
+    packed = array("f", vector)  # C float: 4 bytes on every platform Python supports
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,14 +68,17 @@ class LocalEmbeddings:
         return self._model
 
     def _embed(self, texts: Sequence[str], kind: Kind) -> Embedded:
-        with self._lock:
-            model = self._load()
-            query = kind == "query"
-            vectors: list[list[float]] = []
-            for start in range(0, len(texts), BATCH):
-                batch = list(texts[start : start + BATCH])
+        query = kind == "query"
+        vectors: list[list[float]] = []
+        tokens = 0
+        for start in range(0, len(texts), BATCH):
+            batch = list(texts[start : start + BATCH])
+            # The lock is taken per batch, so that a search's query waits for one batch of a large
+            # file's passages at most, not for the whole file.
+            with self._lock:
+                model = self._load()
                 vectors += model.encode(batch, query).tolist()
-            tokens = sum(model.token_count(text, query) for text in texts)
+                tokens += sum(model.token_count(text, query) for text in batch)
         return Embedded(vectors, tokens)
 
     async def embed(self, texts: Sequence[str], *, kind: Kind = "query", model: str = "") -> Embedded:

@@ -7,11 +7,9 @@ list of floats) does not describe; the SDK decodes it itself.
 from __future__ import annotations
 
 import base64
-import sys
-from array import array
 from typing import Any
 
-from assistd.backends.embeddings import EmbeddingBackend
+from assistd.backends.embeddings import EmbeddingBackend, pack_float32
 from assistd.errors import InvalidRequest
 from assistd.protocol.embeddings import EmbeddingCreate
 
@@ -43,7 +41,4 @@ class EmbeddingService:
 def _encode(vector: list[float], encoding_format: str) -> list[float] | str:
     if encoding_format == "float":
         return vector
-    packed = array("f", vector)  # C float: 4 bytes on every platform Python supports
-    if sys.byteorder == "big":
-        packed.byteswap()
-    return base64.b64encode(packed.tobytes()).decode()
+    return base64.b64encode(pack_float32(vector)).decode()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
-from sqlalchemy import ColumnElement, or_
+from sqlalchemy import ColumnElement, delete, or_
 
 from assistd.errors import ContentTooLarge, NotFound
 from assistd.ids import Prefix, new_id, now
@@ -75,10 +75,19 @@ class FileService:
         return found, self.blobs.read(file_id)
 
     async def delete(self, file_id: str) -> FileDeleted:
+        """Deletes the file, and takes it (with its chunks) out of every vector store."""
+        project = self.scope.project_id
         async with self.scope.database.write() as conn:
-            deleted = await FileRepository(conn, self.scope.project_id).delete(file_id)
-        if not deleted:
-            raise NotFound("file", file_id)
+            deleted = await FileRepository(conn, project).delete(file_id)
+            if not deleted:
+                raise NotFound("file", file_id)
+            chunks, store_files = tables.vector_store_chunks, tables.vector_store_files
+            await conn.execute(
+                delete(chunks).where(chunks.c.project_id == project, chunks.c.file_id == file_id)
+            )
+            await conn.execute(
+                delete(store_files).where(store_files.c.project_id == project, store_files.c.id == file_id)
+            )
         # The row is gone first: a crash between the two leaves an orphan blob, never a row without one.
         await self.blobs.delete(file_id)
         return FileDeleted(id=file_id, object="file", deleted=True)

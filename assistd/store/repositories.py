@@ -5,9 +5,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from sqlalchemy import ColumnElement, Select, case, func, select
+
+from assistd.ids import now
 from assistd.store import tables
 from assistd.store.repository import Repository
-from assistd.types import Assistant, FileObject, Message, Run, RunStep, Thread
+from assistd.types import (
+    Assistant,
+    FileObject,
+    Message,
+    Run,
+    RunStep,
+    Thread,
+    VectorStore,
+    VectorStoreFile,
+    VectorStoreFileBatch,
+)
 
 
 class AssistantRepository(Repository[Assistant]):
@@ -135,3 +148,135 @@ class FileRepository(Repository[FileObject]):
         data = {name: row[name] for name in self.columns}
         # status_details is deprecated but, like every nullable field, sent as null.
         return FileObject.model_construct(object="file", status_details=None, **data)
+
+
+def _file_counts(files: Any, group: Any) -> Any:
+    """Per ``group`` (a store or a batch): how many of its files are in each status, and their bytes."""
+
+    def count(status: str) -> Any:
+        return func.coalesce(func.sum(case((files.c.status == status, 1), else_=0)), 0).label(status)
+
+    return (
+        select(
+            group.label("owner"),
+            count("in_progress"),
+            count("completed"),
+            count("failed"),
+            count("cancelled"),
+            func.count().label("total"),
+            func.coalesce(func.sum(files.c.usage_bytes), 0).label("usage_bytes"),
+        )
+        .group_by(group)
+        .subquery()
+    )
+
+
+COUNTS = ("in_progress", "completed", "failed", "cancelled", "total")
+
+
+def _counts_of(row: Mapping[Any, Any]) -> dict[str, int]:
+    # A row just inserted has no files yet, nor the columns that count them.
+    return {name: int(row.get(name) or 0) for name in COUNTS}
+
+
+class VectorStoreRepository(Repository[VectorStore]):
+    """Stores with their file counts, bytes and status, computed from their files when read."""
+
+    table = tables.vector_stores
+    model = VectorStore
+    object_name = "vector_store"
+    kind = "vector store"
+    columns = ("id", "created_at", "name", "metadata", "expires_after", "expires_at", "last_active_at")
+
+    def _select(self, *where: ColumnElement[bool]) -> Select[Any]:
+        files = tables.vector_store_files
+        counts = _file_counts(files, files.c.vector_store_id)
+        return (
+            select(
+                *[self.table.c[name] for name in self.columns],
+                *[counts.c[name] for name in COUNTS],
+                counts.c.usage_bytes,
+            )
+            .select_from(self.table.outerjoin(counts, counts.c.owner == self.table.c.id))
+            .where(self.table.c.project_id == self.project_id, *where)
+        )
+
+    def to_object(self, row: Mapping[Any, Any]) -> VectorStore:
+        counts = _counts_of(row)
+        expires_at = row["expires_at"]
+        if expires_at is not None and expires_at <= now():
+            status = "expired"
+        else:
+            status = "in_progress" if counts["in_progress"] else "completed"
+        fields = {name: row[name] for name in self.columns}
+        if fields["expires_after"] is None:
+            del fields["expires_after"]  # an object in the spec, not nullable: left out when unset
+        return VectorStore.model_validate(
+            {
+                **fields,
+                "object": "vector_store",
+                "file_counts": counts,
+                "usage_bytes": int(row.get("usage_bytes") or 0),
+                "status": status,
+            }
+        )
+
+
+class VectorStoreFileRepository(Repository[VectorStoreFile]):
+    table = tables.vector_store_files
+    model = VectorStoreFile
+    object_name = "vector_store.file"
+    kind = "vector store file"
+    columns = (
+        "id",
+        "created_at",
+        "vector_store_id",
+        "status",
+        "usage_bytes",
+        "last_error",
+        "chunking_strategy",
+        "attributes",
+    )
+
+
+class FileBatchRepository(Repository[VectorStoreFileBatch]):
+    """Batches with the counts of their files; a batch is over when none of its files is in progress."""
+
+    table = tables.vector_store_file_batches
+    model = VectorStoreFileBatch
+    object_name = "vector_store.files_batch"
+    kind = "vector store file batch"
+    columns = ("id", "created_at", "vector_store_id", "cancelled")
+
+    def _select(self, *where: ColumnElement[bool]) -> Select[Any]:
+        files = tables.vector_store_files
+        counts = _file_counts(files, files.c.batch_id)
+        return (
+            select(
+                *[self.table.c[name] for name in self.columns],
+                *[counts.c[name] for name in COUNTS],
+            )
+            .select_from(self.table.outerjoin(counts, counts.c.owner == self.table.c.id))
+            .where(self.table.c.project_id == self.project_id, *where)
+        )
+
+    def to_object(self, row: Mapping[Any, Any]) -> VectorStoreFileBatch:
+        counts = _counts_of(row)
+        if row["cancelled"]:
+            status = "cancelled" if not counts["in_progress"] else "in_progress"
+        elif counts["in_progress"]:
+            status = "in_progress"
+        elif counts["total"] and counts["failed"] == counts["total"]:
+            status = "failed"
+        else:
+            status = "completed"
+        return VectorStoreFileBatch.model_validate(
+            {
+                "id": row["id"],
+                "created_at": row["created_at"],
+                "vector_store_id": row["vector_store_id"],
+                "object": "vector_store.files_batch",
+                "file_counts": counts,
+                "status": status,
+            }
+        )

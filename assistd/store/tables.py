@@ -11,10 +11,12 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -170,4 +172,70 @@ files = Table(
     Column("status", String(16), nullable=False),
     Column("expires_at", BigInteger),
     Index("ix_files_project_order", "project_id", "created_at", "seq"),
+)
+
+vector_stores = Table(
+    "vector_stores",
+    metadata,
+    _seq(),
+    Column("id", String(64), nullable=False, unique=True),
+    _project(),
+    Column("created_at", BigInteger, nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text),
+    Column("metadata", JSON),
+    Column("expires_after", JSON),
+    Column("expires_at", BigInteger),
+    Column("last_active_at", BigInteger),
+    Index("ix_vector_stores_project_order", "project_id", "created_at", "seq"),
+)
+
+# A file in a vector store. Its id on the wire is the file's id, so ``id`` is unique per store only.
+vector_store_files = Table(
+    "vector_store_files",
+    metadata,
+    _seq(),
+    Column("id", String(64), nullable=False),
+    _project(),
+    Column("vector_store_id", String(64), ForeignKey("vector_stores.id"), nullable=False),
+    Column("batch_id", String(64)),
+    Column("created_at", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("usage_bytes", BigInteger, nullable=False),
+    Column("last_error", JSON),
+    Column("chunking_strategy", JSON, nullable=False),
+    Column("attributes", JSON),
+    UniqueConstraint("vector_store_id", "id", name="uq_vector_store_files_store_file"),
+    Index("ix_vector_store_files_store_order", "vector_store_id", "created_at", "seq"),
+    Index("ix_vector_store_files_batch", "batch_id"),
+    Index("ix_vector_store_files_status", "status"),
+)
+
+vector_store_file_batches = Table(
+    "vector_store_file_batches",
+    metadata,
+    _seq(),
+    Column("id", String(64), nullable=False, unique=True),
+    _project(),
+    Column("vector_store_id", String(64), ForeignKey("vector_stores.id"), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("cancelled", Boolean, nullable=False),
+)
+
+# The searchable pieces of a vector store's files: text, where it sits in the extracted text, and its
+# embedding (float32, little-endian).
+vector_store_chunks = Table(
+    "vector_store_chunks",
+    metadata,
+    _seq(),
+    _project(),
+    Column("vector_store_id", String(64), ForeignKey("vector_stores.id"), nullable=False),
+    Column("file_id", String(64), nullable=False),
+    Column("chunk_index", Integer, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("start_offset", Integer, nullable=False),
+    Column("end_offset", Integer, nullable=False),
+    Column("tokens", Integer, nullable=False),
+    Column("embedding", LargeBinary, nullable=False),
+    Index("ix_vector_store_chunks_store_file", "vector_store_id", "file_id", "chunk_index"),
 )

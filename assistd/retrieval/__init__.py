@@ -1,0 +1,1 @@
+"""Retrieval for vector stores and the file_search tool: extracting, chunking, indexing and searching."""
