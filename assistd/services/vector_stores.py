@@ -140,7 +140,7 @@ class VectorStoreService:
                 embedded.vectors,
                 limit=request.max_num_results,
                 score_threshold=(ranking.score_threshold or 0.0) if ranking else 0.0,
-                filters=request.filters,
+                filters=request.filters.model_dump() if request.filters else None,
             )
 
     # -- files -------------------------------------------------------------------------------------
@@ -201,31 +201,24 @@ class VectorStoreService:
             return await VectorStoreFileRepository(conn, self.scope.project_id).page(page, *where)
 
     async def file_content(self, store_id: str, file_id: str) -> str:
-        """The file's extracted text, put back together from its chunks (which overlap)."""
+        """The file's extracted text ("" until it is indexed)."""
         async with self.scope.database.read() as conn:
             await self._store(conn, store_id)
             await self._file(conn, store_id, file_id)
-            rows = await conn.execute(
-                select(chunks.c.text, chunks.c.start_offset, chunks.c.end_offset)
-                .where(chunks.c.vector_store_id == store_id, chunks.c.file_id == file_id)
-                .order_by(chunks.c.chunk_index)
+            text = await conn.scalar(
+                select(store_files.c.content).where(
+                    store_files.c.vector_store_id == store_id, store_files.c.id == file_id
+                )
             )
-            text, reached = [], 0
-            for row in rows:
-                if row.end_offset > reached:
-                    text.append(row.text[max(reached - row.start_offset, 0) :])
-                    reached = row.end_offset
-        return "".join(text)
+        return text or ""
 
     # -- batches -----------------------------------------------------------------------------------
 
     async def create_batch(self, store_id: str, request: FileBatchCreate) -> VectorStoreFileBatch:
         batch_id = new_id(Prefix.FILE_BATCH)
         if request.files is not None:
-            wanted = [
-                (item.file_id, item.chunking_strategy or request.chunking_strategy, item.attributes)
-                for item in request.files
-            ]
+            # With per-file entries, the batch-wide settings are ignored (the spec's rule).
+            wanted = [(item.file_id, item.chunking_strategy, item.attributes) for item in request.files]
             param = "files"
         else:
             wanted = [
@@ -317,7 +310,9 @@ class VectorStoreService:
         rows: builtins.list[dict[str, Any]] = []
         for position, (file_id, strategy, attributes) in enumerate(wanted):
             if file_id not in known:
-                where = f"{param}[{position}]" + (".file_id" if param == "files" else "")
+                where = {"file_id": "file_id", "files": f"files[{position}].file_id"}.get(
+                    param, f"{param}[{position}]"
+                )
                 raise InvalidRequest(f"No file found with id '{file_id}'.", param=where)
             if file_id in present:
                 continue
@@ -335,8 +330,9 @@ class VectorStoreService:
                     "attributes": attributes or {},
                 }
             )
-        await VectorStoreFileRepository(conn, self.scope.project_id).insert_many(rows)
-        return [row["id"] for row in rows]
+        return await VectorStoreFileRepository(conn, self.scope.project_id).insert_missing(
+            rows, unique=("vector_store_id", "id")
+        )
 
     def _index(self, store_id: str, file_ids: builtins.list[str]) -> None:
         for file_id in file_ids:

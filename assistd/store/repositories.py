@@ -253,7 +253,9 @@ class FileBatchRepository(Repository[VectorStoreFileBatch]):
         counts = _file_counts(files, files.c.batch_id)
         return (
             select(
-                *[self.table.c[name] for name in self.columns],
+                *[self.table.c[name] for name in self.columns if name != "cancelled"],
+                # Named apart from the count of cancelled files.
+                self.table.c.cancelled.label("batch_cancelled"),
                 *[counts.c[name] for name in COUNTS],
             )
             .select_from(self.table.outerjoin(counts, counts.c.owner == self.table.c.id))
@@ -262,7 +264,7 @@ class FileBatchRepository(Repository[VectorStoreFileBatch]):
 
     def to_object(self, row: Mapping[Any, Any]) -> VectorStoreFileBatch:
         counts = _counts_of(row)
-        if row["cancelled"]:
+        if row.get("batch_cancelled"):
             status = "cancelled" if not counts["in_progress"] else "in_progress"
         elif counts["in_progress"]:
             status = "in_progress"

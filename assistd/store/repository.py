@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, Select, Table, delete, insert, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.errors import InvalidRequest
@@ -52,6 +53,22 @@ class Repository(Generic[T]):
                 insert(self.table), [{"project_id": self.project_id, **row} for row in rows]
             )
         return [self.to_object(row) for row in rows]
+
+    async def insert_missing(self, rows: Sequence[Mapping[str, Any]], *, unique: Sequence[str]) -> list[str]:
+        """Inserts the rows that collide with no existing row on the ``unique`` columns, atomically
+        (two requests adding the same row at once insert it once); the ids of those inserted."""
+        keys = list(unique)
+        statement = (
+            postgresql.insert(self.table).on_conflict_do_nothing(index_elements=keys)
+            if self.conn.dialect.name == "postgresql"
+            else sqlite.insert(self.table).on_conflict_do_nothing(index_elements=keys)
+        ).returning(self.table.c.id)
+        inserted: list[str] = []
+        for row in rows:
+            found = await self.conn.scalar(statement, {"project_id": self.project_id, **row})
+            if found is not None:
+                inserted.append(found)
+        return inserted
 
     async def get(self, object_id: str, *where: ColumnElement[bool]) -> T | None:
         result = await self.conn.execute(self._select(self.table.c.id == object_id, *where))

@@ -205,6 +205,7 @@ vector_store_files = Table(
     Column("last_error", JSON),
     Column("chunking_strategy", JSON, nullable=False),
     Column("attributes", JSON),
+    Column("content", Text),  # the extracted text, once indexed: what the content endpoint returns
     UniqueConstraint("vector_store_id", "id", name="uq_vector_store_files_store_file"),
     Index("ix_vector_store_files_store_order", "vector_store_id", "created_at", "seq"),
     Index("ix_vector_store_files_batch", "batch_id"),

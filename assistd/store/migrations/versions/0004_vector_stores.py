@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Column("last_error", sa.JSON()),
         sa.Column("chunking_strategy", sa.JSON(), nullable=False),
         sa.Column("attributes", sa.JSON()),
+        sa.Column("content", sa.Text()),
         sa.UniqueConstraint("vector_store_id", "id", name="uq_vector_store_files_store_file"),
     )
     op.create_index(
