@@ -19,10 +19,10 @@ import httpx
 import openai
 import pytest
 
+from tests.envelope import assert_error, sdk_error
 from tests.harness import Server, backend_server
 
 TIMEOUT = 30.0  # seconds: an answer that takes longer than this is a hang
-ERROR_KEYS = {"message", "type", "param", "code"}
 JSON = {"content-type": "application/json"}
 NOT_PARSED = "We could not parse the JSON body of your request"
 
@@ -30,30 +30,6 @@ Call = Callable[[openai.OpenAI, "Objects"], object]
 
 
 # -- helpers -----------------------------------------------------------------------------------------
-
-
-def assert_envelope(response: httpx.Response, status: int) -> dict[str, Any]:
-    """The inner error of a response that must have ``status`` and OpenAI's error envelope."""
-    assert response.status_code == status, f"{response.status_code}: {response.text[:500]}"
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert set(error) == ERROR_KEYS, error
-    assert isinstance(error["message"], str), error
-    assert error["message"], error
-    assert error["type"] == "invalid_request_error", error
-    assert error["param"] is None or isinstance(error["param"], str), error
-    return dict(error)
-
-
-def sdk_error(call: Callable[[], object], status: int) -> dict[str, Any]:
-    """Runs an SDK call that must fail with ``status``; returns the inner error the SDK hands to user code."""
-    with pytest.raises(openai.APIStatusError) as info:
-        call()
-    error = assert_envelope(info.value.response, status)
-    assert info.value.body == error  # `e.body` is the inner error dict
-    assert info.value.param == error["param"]
-    return error
 
 
 def bad_request(call: Callable[[], object]) -> dict[str, Any]:
@@ -125,7 +101,7 @@ def fill(path: str, objs: Objects) -> str:
     ids=["truncated", "single-quotes", "trailing-comma", "garbage", "unclosed"],
 )
 def test_malformed_json_is_400(http: httpx.Client, objs: Objects, path: str, body: bytes) -> None:
-    error = assert_envelope(http.post(fill(path, objs), content=body, headers=JSON), 400)
+    error = assert_error(http.post(fill(path, objs), content=body, headers=JSON), 400)
     assert error["message"].startswith(NOT_PARSED), error
     assert error["param"] is None
 
@@ -133,7 +109,7 @@ def test_malformed_json_is_400(http: httpx.Client, objs: Objects, path: str, bod
 @pytest.mark.parametrize("path", BODY_ROUTES)
 @pytest.mark.parametrize("body", [b"[1]", b'"x"', b"5", b"true", b"[]"])
 def test_json_that_is_not_an_object_is_400(http: httpx.Client, objs: Objects, path: str, body: bytes) -> None:
-    error = assert_envelope(http.post(fill(path, objs), content=body, headers=JSON), 400)
+    error = assert_error(http.post(fill(path, objs), content=body, headers=JSON), 400)
     assert "request body" in error["message"], error
     assert error["param"] is None
 
@@ -146,7 +122,7 @@ def test_json_that_is_not_an_object_is_400(http: httpx.Client, objs: Objects, pa
 def test_empty_body_where_fields_are_required_is_400(
     http: httpx.Client, objs: Objects, path: str, param: str, headers: dict[str, str]
 ) -> None:
-    error = assert_envelope(http.post(fill(path, objs), content=b"", headers=headers), 400)
+    error = assert_error(http.post(fill(path, objs), content=b"", headers=headers), 400)
     assert error["message"].startswith("Missing required parameter"), error
     assert error["param"] in (None, param)
 
@@ -789,7 +765,7 @@ def test_body_over_the_limit_is_413(start_server: Callable[..., Server], transfe
         assert create(LIMIT - 200).status_code == 200
 
         if transfer == "chunked":
-            error = assert_envelope(create(LIMIT + 1000), 413)
+            error = assert_error(create(LIMIT + 1000), 413)
         else:
             error = sdk_error(
                 lambda: sdk.beta.assistants.create(model="m", instructions="x" * (LIMIT + 1000)), 413
@@ -797,7 +773,7 @@ def test_body_over_the_limit_is_413(start_server: Callable[..., Server], transfe
         assert "too large" in error["message"], error
         assert str(LIMIT) in error["message"], error
         # A much larger one too (the chunked one is refused while it streams in).
-        assert_envelope(
+        assert_error(
             raw.post("/v1/assistants", content=_chunked_assistant(200_000), headers=JSON)
             if transfer == "chunked"
             else raw.post("/v1/assistants", json={"model": "m", "instructions": "x" * 200_000}),
@@ -824,7 +800,7 @@ def test_deeply_nested_json_is_400_and_the_server_lives_on(
     depth = 100_000
     body = prefix + b"[" * depth + b"]" * depth + b"}"
     response = http.post(fill(path, objs), content=body, headers=JSON, timeout=TIMEOUT)
-    error = assert_envelope(response, 400)
+    error = assert_error(response, 400)
     assert error["message"].startswith(NOT_PARSED), error
     assert error["param"] is None
 
@@ -885,7 +861,7 @@ def test_deeply_nested_free_form_json_is_400_not_500(
     ids=["ff-fe", "latin-1", "truncated"],
 )
 def test_invalid_utf8_is_400(http: httpx.Client, objs: Objects, path: str, body: bytes) -> None:
-    error = assert_envelope(http.post(fill(path, objs), content=body, headers=JSON), 400)
+    error = assert_error(http.post(fill(path, objs), content=body, headers=JSON), 400)
     assert error["message"].startswith(NOT_PARSED), error
     assert error["param"] is None
 
@@ -953,7 +929,7 @@ def test_lone_surrogate_escape_is_400_and_stores_nothing(
     with httpx.Client(base_url=scratch_server.url, timeout=TIMEOUT) as raw:
         thread_id = raw.post("/v1/threads").json()["id"]
         url = path.format(thread_id=thread_id)
-        error = assert_envelope(raw.post(url, content=body, headers=JSON), 400)
+        error = assert_error(raw.post(url, content=body, headers=JSON), 400)
         assert error["param"] == param
         assert f"'{param}'" in error["message"], error
 
@@ -1079,7 +1055,7 @@ def test_nul_character_in_path_ids_is_404(
     # Raw HTTP: the 1.x SDK (httpx) refuses to send a NUL in a path; a client may still send %00.
     # PostgreSQL cannot even compare with a string holding NUL: such an id must not reach it.
     response = http.request(method, fill(path, objs), json=body, timeout=TIMEOUT)
-    error = assert_envelope(response, 404)
+    error = assert_error(response, 404)
     prefix = path.rsplit("/", 1)[-1].split("%00")[0] if expected != "thread" else "thread_"
     assert error["message"] == f"No {expected} found with id '{prefix}\x00x'."
     assert error["param"] is None
@@ -1180,7 +1156,7 @@ def test_v2_header_or_none_is_accepted(server: Server, beta: str | None) -> None
     ],
 )
 def test_unknown_route_is_404_envelope(http: httpx.Client, method: str, path: str) -> None:
-    error = assert_envelope(http.request(method, path), 404)
+    error = assert_error(http.request(method, path), 404)
     assert error == {
         "message": f"Invalid URL ({method} {path})",
         "type": "invalid_request_error",
@@ -1201,7 +1177,7 @@ def test_unknown_route_is_404_envelope(http: httpx.Client, method: str, path: st
     ],
 )
 def test_wrong_method_is_405_envelope(http: httpx.Client, method: str, path: str) -> None:
-    error = assert_envelope(http.request(method, path), 405)
+    error = assert_error(http.request(method, path), 405)
     assert method in error["message"], error
     assert path in error["message"], error
     assert error["param"] is None

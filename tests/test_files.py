@@ -22,11 +22,11 @@ import pytest
 from openai.types import FileObject
 
 from tests.conftest import make_client
+from tests.envelope import ERROR_KEYS, Param, assert_error, sdk_error
 from tests.harness import Server
 from tests.openapi import assert_schema
 
 TIMEOUT = 30.0  # seconds: an answer that takes longer than this is a hang
-ERROR_KEYS = {"message", "type", "param", "code"}
 FILE_KEYS = {
     "id",
     "object",
@@ -50,7 +50,6 @@ MIB = 1024 * 1024
 EVERY_BYTE = bytes(range(256)) * 16 + bytes(range(255, -1, -1)) * 16
 
 Part = tuple[str, str | None, bytes]  # form field name, file name (None: a plain field), value
-Param = str | None | tuple[str | None, ...]  # the `param` an error must name, or the choices
 TOO_LARGE: Param = (None, "file")  # the spec asks for a 413 in the envelope, and names no param
 
 
@@ -88,32 +87,6 @@ def spec_view(file: dict[str, Any]) -> dict[str, Any]:
     out), while the SDK's models make them Optional and assistd sends null: the tests check those nulls
     by value and the rest against the schema."""
     return {k: v for k, v in file.items() if not (k in {"expires_at", "status_details"} and v is None)}
-
-
-def assert_error(response: Response, status: int, param: Param = None) -> dict[str, Any]:
-    """The inner error of a response that must have ``status``, OpenAI's envelope and ``param`` (or one of
-    the ``param`` choices the spec leaves open)."""
-    assert response.status_code == status, f"{response.status_code}: {response.text[:500]}"
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert set(error) == ERROR_KEYS, error
-    assert isinstance(error["message"], str), error
-    assert error["message"], error
-    assert error["type"] == "invalid_request_error", error
-    assert error["param"] in (param if isinstance(param, tuple) else (param,)), error
-    return dict(error)
-
-
-def sdk_error(call: Callable[[], object], status: int, param: Param = None) -> dict[str, Any]:
-    """Runs an SDK call that must fail with ``status``; returns the inner error the SDK hands to user code."""
-    with pytest.raises(openai.APIStatusError) as info:
-        call()
-    error = assert_error(info.value.response, status, param)
-    assert info.value.status_code == status
-    assert info.value.body == error  # `e.body` is the inner error dict
-    assert info.value.param == error["param"]
-    return error
 
 
 def multipart(*parts: Part) -> tuple[bytes, dict[str, str]]:

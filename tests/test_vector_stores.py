@@ -23,6 +23,7 @@ from openai.types import FileObject, StaticFileChunkingStrategyObjectParam, Vect
 from openai.types.vector_stores import VectorStoreFile, VectorStoreFileBatch
 
 from tests.conftest import make_client
+from tests.envelope import Param, assert_error, sdk_error
 from tests.harness import Server
 from tests.openapi import assert_schema
 from tests.run_support import time_limit
@@ -33,7 +34,6 @@ TIMEOUT = 30.0  # seconds: an answer that takes longer than this is a hang
 WAIT = 60.0  # seconds: indexing that takes longer than this is stuck
 POLL_MS = 50  # the poll interval given to the SDK's poll helpers
 SEARCH_BUDGET = 5.0  # seconds: a search of a small store that takes longer is stuck behind something
-ERROR_KEYS = {"message", "type", "param", "code"}
 AUTO_CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
 # ... and ``expires_after`` when the store has one: the spec makes it optional and not nullable.
 STORE_KEYS = {
@@ -60,8 +60,6 @@ STORE_FILE_KEYS = {
     "attributes",
 }
 BATCH_KEYS = {"id", "object", "created_at", "vector_store_id", "status", "file_counts"}
-
-Param = str | None | tuple[str | None, ...]  # the `param` an error must name, or the choices
 
 
 # -- documents ---------------------------------------------------------------------------------------
@@ -172,29 +170,6 @@ class Response(Protocol):
     @property
     def text(self) -> str: ...
     def json(self) -> Any: ...
-
-
-def assert_error(response: Response, status: int, param: Param = None) -> dict[str, Any]:
-    """The inner error of a response that must have ``status``, OpenAI's envelope and ``param``."""
-    assert response.status_code == status, f"{response.status_code}: {response.text[:500]}"
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert set(error) == ERROR_KEYS, error
-    assert isinstance(error["message"], str), error
-    assert error["message"], error
-    assert error["type"] == "invalid_request_error", error
-    assert error["param"] in (param if isinstance(param, tuple) else (param,)), error
-    return dict(error)
-
-
-def sdk_error(call: Callable[[], object], status: int, param: Param = None) -> dict[str, Any]:
-    """Runs an SDK call that must fail with ``status``; returns the inner error."""
-    with pytest.raises(openai.APIStatusError) as info:
-        call()
-    error = assert_error(info.value.response, status, param)
-    assert info.value.status_code == status
-    return error
 
 
 def counts(in_progress: int = 0, completed: int = 0, failed: int = 0, cancelled: int = 0) -> dict[str, int]:

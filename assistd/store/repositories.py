@@ -174,6 +174,20 @@ def _file_counts(files: Any, group: Any) -> Any:
 COUNTS = ("in_progress", "completed", "failed", "cancelled", "total")
 
 
+def _with_file_counts(
+    repository: Repository[Any], group: Any, columns: list[Any], where: tuple[ColumnElement[bool], ...]
+) -> Select[Any]:
+    """The repository's rows, each with the counts and bytes of the vector store files that ``group``
+    (a store's id, or a batch's) ties to it."""
+    counts = _file_counts(tables.vector_store_files, group)
+    table = repository.table
+    return (
+        select(*columns, *[counts.c[name] for name in COUNTS], counts.c.usage_bytes)
+        .select_from(table.outerjoin(counts, counts.c.owner == table.c.id))
+        .where(table.c.project_id == repository.project_id, *where)
+    )
+
+
 def _counts_of(row: Mapping[Any, Any]) -> dict[str, int]:
     # A row just inserted has no files yet, nor the columns that count them.
     return {name: int(row.get(name) or 0) for name in COUNTS}
@@ -189,17 +203,8 @@ class VectorStoreRepository(Repository[VectorStore]):
     columns = ("id", "created_at", "name", "metadata", "expires_after", "expires_at", "last_active_at")
 
     def _select(self, *where: ColumnElement[bool]) -> Select[Any]:
-        files = tables.vector_store_files
-        counts = _file_counts(files, files.c.vector_store_id)
-        return (
-            select(
-                *[self.table.c[name] for name in self.columns],
-                *[counts.c[name] for name in COUNTS],
-                counts.c.usage_bytes,
-            )
-            .select_from(self.table.outerjoin(counts, counts.c.owner == self.table.c.id))
-            .where(self.table.c.project_id == self.project_id, *where)
-        )
+        columns = [self.table.c[name] for name in self.columns]
+        return _with_file_counts(self, tables.vector_store_files.c.vector_store_id, columns, where)
 
     def to_object(self, row: Mapping[Any, Any]) -> VectorStore:
         counts = _counts_of(row)
@@ -249,18 +254,10 @@ class FileBatchRepository(Repository[VectorStoreFileBatch]):
     columns = ("id", "created_at", "vector_store_id", "cancelled")
 
     def _select(self, *where: ColumnElement[bool]) -> Select[Any]:
-        files = tables.vector_store_files
-        counts = _file_counts(files, files.c.batch_id)
-        return (
-            select(
-                *[self.table.c[name] for name in self.columns if name != "cancelled"],
-                # Named apart from the count of cancelled files.
-                self.table.c.cancelled.label("batch_cancelled"),
-                *[counts.c[name] for name in COUNTS],
-            )
-            .select_from(self.table.outerjoin(counts, counts.c.owner == self.table.c.id))
-            .where(self.table.c.project_id == self.project_id, *where)
-        )
+        columns: list[Any] = [self.table.c[name] for name in self.columns if name != "cancelled"]
+        # Named apart from the count of cancelled files.
+        columns.append(self.table.c.cancelled.label("batch_cancelled"))
+        return _with_file_counts(self, tables.vector_store_files.c.batch_id, columns, where)
 
     def to_object(self, row: Mapping[Any, Any]) -> VectorStoreFileBatch:
         counts = _counts_of(row)
