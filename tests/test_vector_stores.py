@@ -1521,3 +1521,18 @@ def test_indexing_resumes_after_a_crash(start_server: Callable[..., Server]) -> 
             assert MOONS_ANSWER in found[0][2]
     finally:
         second.stop()
+
+
+def test_file_and_batch_polls_carry_the_poll_hint(sdk: openai.OpenAI, http: httpx.Client) -> None:
+    """The SDK's upload_and_poll / create_and_poll wait openai-poll-after-ms between retrievals (1 s
+    without it): the hint makes them see an indexed file within a tenth of a second."""
+    store = sdk.vector_stores.create(name="poll hint")
+    file = upload(sdk, "hint.txt", b"a short note")
+    batch = sdk.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[file.id])
+    for path in (
+        f"/v1/vector_stores/{store.id}/files/{file.id}",
+        f"/v1/vector_stores/{store.id}/file_batches/{batch.id}",
+    ):
+        response = http.get(path)
+        assert response.status_code == 200
+        assert response.headers["openai-poll-after-ms"] == "100"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import Depends, Query
+from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
@@ -20,6 +20,14 @@ def json_response(obj: BaseModel, status_code: int = 200) -> Response:
         status_code=status_code,
         media_type="application/json",
     )
+
+
+def polled_response(request: Request, obj: BaseModel) -> Response:
+    """An object clients poll until it settles (a run, a vector store file or batch): the SDK's pollers
+    wait ``openai-poll-after-ms`` between retrievals instead of their default second."""
+    response = json_response(obj)
+    response.headers["openai-poll-after-ms"] = str(request.app.state.settings.poll_after_ms)
+    return response
 
 
 def dict_response(payload: dict[str, Any]) -> Response:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from assistd.api.deps import Runs
-from assistd.api.responses import PageQuery, json_response
+from assistd.api.responses import PageQuery, json_response, polled_response
 from assistd.api.streaming import event_stream
 from assistd.errors import InvalidRequest
 from assistd.protocol.pagination import Page
@@ -33,10 +33,7 @@ def _check_include(include: list[str] | None) -> None:
 
 
 def _run_response(request: Request, run: Run) -> Response:
-    response = json_response(run)
-    # The SDK's pollers wait this long between retrievals instead of their default second.
-    response.headers["openai-poll-after-ms"] = str(request.app.state.settings.poll_after_ms)
-    return response
+    return polled_response(request, run)
 
 
 def _started(request: Request, start: RunStart) -> Response:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from assistd.api.deps import VectorStores
-from assistd.api.responses import PageQuery, dict_response, json_response
+from assistd.api.responses import PageQuery, dict_response, json_response, polled_response
 from assistd.protocol.pagination import Page
 from assistd.protocol.vector_stores import (
     FileBatchCreate,
@@ -107,8 +107,10 @@ async def list_vector_store_files(
 
 
 @router.get("/vector_stores/{vector_store_id}/files/{file_id}", response_model=VectorStoreFile)
-async def retrieve_vector_store_file(vector_store_id: str, file_id: str, service: VectorStores) -> Response:
-    return json_response(await service.get_file(vector_store_id, file_id))
+async def retrieve_vector_store_file(
+    request: Request, vector_store_id: str, file_id: str, service: VectorStores
+) -> Response:
+    return polled_response(request, await service.get_file(vector_store_id, file_id))
 
 
 @router.post("/vector_stores/{vector_store_id}/files/{file_id}", response_model=VectorStoreFile)
@@ -144,8 +146,10 @@ async def create_file_batch(vector_store_id: str, body: FileBatchCreate, service
 
 
 @router.get("/vector_stores/{vector_store_id}/file_batches/{batch_id}", response_model=VectorStoreFileBatch)
-async def retrieve_file_batch(vector_store_id: str, batch_id: str, service: VectorStores) -> Response:
-    return json_response(await service.get_batch(vector_store_id, batch_id))
+async def retrieve_file_batch(
+    request: Request, vector_store_id: str, batch_id: str, service: VectorStores
+) -> Response:
+    return polled_response(request, await service.get_batch(vector_store_id, batch_id))
 
 
 @router.post(
