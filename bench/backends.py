@@ -56,6 +56,7 @@ from common import (
     mean,
     ms,
     percentile,
+    report_log,
     running,
     versions,
 )
@@ -326,17 +327,6 @@ def fake_upstream(root: Path) -> ServerProcess:
     return ServerProcess(
         "fake-upstream", command, {**base_env(), "PYTHONPATH": str(REPO)}, root / "fake.log", port
     )
-
-
-def report_log(server: ServerProcess, *, always: bool) -> None:
-    lines = [line for line in server.log().splitlines() if "ASSISTD_API_KEYS is not set" not in line]
-    if lines or always:
-        print(
-            f"--- {server.name} log ({server.log_path}): {len(lines)} lines besides the open-mode warning;"
-            f" tail:\n{server.log_tail()}\n---",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -54,6 +54,7 @@ from common import (
     mean,
     ms,
     percentile,
+    report_log,
     running,
     start_floor,
     versions,
@@ -461,19 +462,6 @@ def load_table(loads: list[Load]) -> str:
 
 
 # -- main ---------------------------------------------------------------------------------------------
-
-
-def report_log(server: ServerProcess, *, always: bool) -> None:
-    """The server logs nothing per request at warning; print its tail if it logged more than the
-    open-mode warning, or when asked to."""
-    lines = [line for line in server.log().splitlines() if "ASSISTD_API_KEYS is not set" not in line]
-    if lines or always:
-        print(
-            f"--- {server.name} log ({server.log_path}): {len(lines)} lines besides the open-mode warning;"
-            f" tail:\n{server.log_tail()}\n---",
-            file=sys.stderr,
-            flush=True,
-        )
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
