@@ -18,6 +18,11 @@ class StoreExpiresAfter(RequestModel):
     days: int = Field(ge=1, le=365)
 
 
+def store_expires_at(expires_after: StoreExpiresAfter | None, last_active_at: int) -> int | None:
+    """When a store with this policy expires, counted from its last activity."""
+    return None if expires_after is None else last_active_at + expires_after.days * 86400
+
+
 def _check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
     if value is None:
         return None

@@ -21,6 +21,7 @@ from sqlalchemy import delete, insert, select, update
 
 from assistd.backends.embeddings import EmbeddingBackend, pack_float32
 from assistd.ids import now
+from assistd.protocol.vector_stores import StoreExpiresAfter, store_expires_at
 from assistd.retrieval.chunking import Chunk, chunk_text
 from assistd.retrieval.extract import ExtractionError, extract_text
 from assistd.store import tables
@@ -205,5 +206,5 @@ async def _touch(conn: Any, store_id: str) -> None:
     clock = now()
     values: dict[str, Any] = {"last_active_at": clock}
     if row is not None and row.expires_after:
-        values["expires_at"] = clock + int(row.expires_after["days"]) * 86400
+        values["expires_at"] = store_expires_at(StoreExpiresAfter.model_validate(row.expires_after), clock)
     await conn.execute(update(stores).where(stores.c.id == store_id).values(**values))

@@ -22,12 +22,12 @@ from assistd.protocol.common import ChunkingStrategy
 from assistd.protocol.pagination import Page, PageRequest
 from assistd.protocol.vector_stores import (
     FileBatchCreate,
-    StoreExpiresAfter,
     VectorStoreCreate,
     VectorStoreFileCreate,
     VectorStoreFileModify,
     VectorStoreModify,
     VectorStoreSearch,
+    store_expires_at,
     stored_chunking,
 )
 from assistd.retrieval.search import Hit, search
@@ -46,17 +46,12 @@ from assistd.types import (
     VectorStoreFileDeleted,
 )
 
-DAY = 86400
 stores = tables.vector_stores
 store_files = tables.vector_store_files
 chunks = tables.vector_store_chunks
 
 # Called with (project_id, vector_store_id, file_id) for every file to index, after its row is committed.
 IndexRequest = Callable[[str, str, str], None]
-
-
-def _expires_at(expires_after: StoreExpiresAfter | None, last_active_at: int) -> int | None:
-    return None if expires_after is None else last_active_at + expires_after.days * DAY
 
 
 class VectorStoreService:
@@ -78,7 +73,7 @@ class VectorStoreService:
                     "description": request.description,
                     "metadata": request.metadata or {},
                     "expires_after": request.expires_after.model_dump() if request.expires_after else None,
-                    "expires_at": _expires_at(request.expires_after, clock),
+                    "expires_at": store_expires_at(request.expires_after, clock),
                     "last_active_at": clock,
                 }
             )
@@ -107,7 +102,7 @@ class VectorStoreService:
             if "expires_after" in request.model_fields_set:
                 after = request.expires_after
                 changes["expires_after"] = after.model_dump() if after else None
-                changes["expires_at"] = _expires_at(after, current.last_active_at or current.created_at)
+                changes["expires_at"] = store_expires_at(after, current.last_active_at or current.created_at)
             if changes:
                 await VectorStoreRepository(conn, self.scope.project_id).update(store_id, changes)
             return await self._store(conn, store_id)
