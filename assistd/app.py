@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
         if settings.auto_migrate:
             await migrate.upgrade(database)
-        engine = Engine(database=database, bus=EventBus(), models=router)
+        engine = Engine(database=database, bus=EventBus(), models=router, embeddings=embedder)
         worker = Worker(
             engine,
             concurrency=settings.worker_concurrency,

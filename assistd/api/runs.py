@@ -13,23 +13,25 @@ from assistd.api.streaming import event_stream
 from assistd.errors import InvalidRequest
 from assistd.protocol.pagination import Page
 from assistd.protocol.runs import RunCreate, RunModify, SubmitToolOutputs, ThreadAndRunCreate
+from assistd.runs import file_search
 from assistd.services.runs import RunStart
 from assistd.types import Run, RunStep
 
 router = APIRouter(tags=["runs"])
 
-FILE_SEARCH_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 Include = Annotated[list[str] | None, Query(alias="include[]")]
 
 
-def _check_include(include: list[str] | None) -> None:
+def _includes_content(include: list[str] | None) -> bool:
+    """Whether ``include[]`` asks for file_search results' text (its only allowed value)."""
     for value in include or []:
-        if value != FILE_SEARCH_CONTENT:
+        if value != file_search.INCLUDE_CONTENT:
             raise InvalidRequest(
                 f"Invalid value for 'include[]': '{value}'. The only supported value is "
-                f"'{FILE_SEARCH_CONTENT}'.",
+                f"'{file_search.INCLUDE_CONTENT}'.",
                 param="include[]",
             )
+    return bool(include)
 
 
 def _run_response(request: Request, run: Run) -> Response:
@@ -53,8 +55,8 @@ async def create_thread_and_run(request: Request, body: ThreadAndRunCreate, serv
 async def create_run(
     request: Request, thread_id: str, body: RunCreate, service: Runs, include: Include = None
 ) -> Response:
-    _check_include(include)
-    return _started(request, await service.create(thread_id, body))
+    detailed = _includes_content(include)
+    return _started(request, await service.create(thread_id, body, include_search_content=detailed))
 
 
 @router.get("/threads/{thread_id}/runs", response_model=Page[Run])
@@ -90,13 +92,16 @@ async def submit_tool_outputs(
 async def list_run_steps(
     thread_id: str, run_id: str, page: PageQuery, service: Runs, include: Include = None
 ) -> Response:
-    _check_include(include)
-    return json_response(await service.list_steps(thread_id, run_id, page))
+    detailed = _includes_content(include)
+    steps = await service.list_steps(thread_id, run_id, page)
+    shown = [file_search.wire_step(step, include_content=detailed) for step in steps.data]
+    return json_response(steps.model_copy(update={"data": shown}))
 
 
 @router.get("/threads/{thread_id}/runs/{run_id}/steps/{step_id}", response_model=RunStep)
 async def retrieve_run_step(
     thread_id: str, run_id: str, step_id: str, service: Runs, include: Include = None
 ) -> Response:
-    _check_include(include)
-    return json_response(await service.get_step(thread_id, run_id, step_id))
+    detailed = _includes_content(include)
+    step = await service.get_step(thread_id, run_id, step_id)
+    return json_response(file_search.wire_step(step, include_content=detailed))

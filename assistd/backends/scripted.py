@@ -4,6 +4,9 @@ The last user message drives it, line by line:
 
 * ``/call NAME {json}``: call function NAME with those arguments (several lines: parallel calls);
   any other lines of the message are said first, as text in the same turn.
+* ``/search QUERY``: call the run's file_search tool with QUERY (as does a ``tool_choice`` that forces
+  file_search, with the whole message as the query). Its reply, once it has the results, quotes the
+  top result and cites it with the result's marker.
 * ``/fail [CODE] [message]``: the model call fails (CODE: server_error, rate_limit_exceeded,
   invalid_prompt).
 * ``/sleep SECONDS``: wait that long first (cancellable), then go on with the other lines.
@@ -36,6 +39,11 @@ from assistd.backends.base import (
 
 _TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])")
 _CALL = re.compile(r"^/call\s+([A-Za-z0-9_-]+)\s*(.*)$")
+_SEARCH = re.compile(r"^/search\s+(.+)$")
+SEARCH_TOOL = "file_search"
+# A search result as file_search shows it to the model: its marker, then its text.
+_RESULT = re.compile(r"^(【\d+:\d+†[^】\n]*】)\n(.*?)(?=\n\n【|\Z)", re.DOTALL | re.MULTILINE)
+QUOTE_CHARS = 200
 _ERROR_CODES = {"server_error", "rate_limit_exceeded", "invalid_prompt"}
 PER_MESSAGE_TOKENS = 3  # role and separators, as chat templates add
 
@@ -68,10 +76,12 @@ class ScriptedBackend:
             text = _tool_results_reply(request.messages)
         else:
             message = message_text(last.get("content"))
-            text, calls = await _script(message)
-            calls = _apply_tool_choice(request, calls)
+            text, asked = await _script(message)
+            calls = _apply_tool_choice(request, asked)
             if not calls:
                 text = f"You said: {_without_sleeps(message)}"
+            elif not asked:
+                text = ""  # a call forced by tool_choice comes without a word, as a real model's does
         if request.response_format and request.response_format.get("type") in {"json_object", "json_schema"}:
             text = json.dumps({"reply": text}) if text or not calls else text
 
@@ -108,6 +118,8 @@ async def _script(message: str) -> tuple[str, list[tuple[str, str]]]:
             raise BackendError(rest or "The scripted model failed as asked.", code)  # type: ignore[arg-type]
         elif match := _CALL.match(stripped):
             calls.append((match.group(1), _arguments(match.group(2))))
+        elif match := _SEARCH.match(stripped):
+            calls.append((SEARCH_TOOL, json.dumps({"query": match.group(1).strip()}, ensure_ascii=False)))
         else:
             said.append(line)
     return "\n".join(said).strip(), calls
@@ -133,7 +145,12 @@ def _apply_tool_choice(request: ChatRequest, calls: list[tuple[str, str]]) -> li
         return []
     if isinstance(choice, dict):
         forced = choice["function"]["name"]
-        arguments = next((args for name, args in calls if name == forced), "{}")
+        default = (
+            json.dumps({"query": message_text(request.messages[-1].get("content"))}, ensure_ascii=False)
+            if forced == SEARCH_TOOL and request.messages
+            else "{}"
+        )
+        arguments = next((args for name, args in calls if name == forced), default)
         return [(forced, arguments)]
     calls = [(name, args) for name, args in calls if name in names]
     if choice == "required" and not calls:
@@ -152,7 +169,16 @@ def _tool_results_reply(messages: list[dict[str, Any]]) -> str:
     for message in reversed(messages):
         if message["role"] != "tool":
             break
-        results.append(
-            f"{names.get(message['tool_call_id'], 'tool')} returned {message_text(message['content'])}"
-        )
+        name, output = names.get(message["tool_call_id"], "tool"), message_text(message["content"])
+        results.append(_quote(output) if name == SEARCH_TOOL else f"{name} returned {output}")
     return "\n".join(reversed(results))
+
+
+def _quote(search_output: str) -> str:
+    """The reply to search results: the top result's opening words, cited with its marker."""
+    top = _RESULT.search(search_output)
+    if top is None:
+        return "I found nothing about that in the files."
+    marker, text = top.group(1), " ".join(top.group(2).split())
+    quoted = text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+    return f'The files say: "{quoted}" {marker}'

@@ -38,6 +38,7 @@ async def search(
     store_ids: Sequence[str],
     queries: Sequence[Sequence[float]],
     *,
+    texts: Sequence[str] = (),
     limit: int,
     score_threshold: float = 0.0,
     filters: dict[str, Any] | None = None,

@@ -46,12 +46,19 @@ def serialize(payload: BaseModel) -> str:
     return payload.model_dump_json(exclude_unset=True, by_alias=True)
 
 
+def _encode(payload: BaseModel | dict[str, Any]) -> str:
+    if isinstance(payload, BaseModel):
+        return serialize(payload)
+    return json.dumps(payload, separators=(",", ":"))
+
+
 class Subscription:
     """The events of one run from the moment of subscribing; read them with ``next`` until a final one."""
 
-    def __init__(self, bus: EventBus, run_id: str) -> None:
+    def __init__(self, bus: EventBus, run_id: str, *, detailed: bool) -> None:
         self._bus = bus
         self.run_id = run_id
+        self.detailed = detailed
         self.queue: asyncio.Queue[RunEvent] = asyncio.Queue()
 
     async def next(self) -> RunEvent:
@@ -66,25 +73,32 @@ class EventBus:
     def __init__(self) -> None:
         self._subscribers: defaultdict[str, set[Subscription]] = defaultdict(set)
 
-    def subscribe(self, run_id: str) -> Subscription:
-        subscription = Subscription(self, run_id)
+    def subscribe(self, run_id: str, *, detailed: bool = False) -> Subscription:
+        """``detailed``: the subscriber gets the detailed form of events that have one (see ``publish``)."""
+        subscription = Subscription(self, run_id, detailed=detailed)
         self._subscribers[run_id].add(subscription)
         return subscription
 
-    def publish(self, run_id: str, event: str, payload: BaseModel | dict[str, Any]) -> None:
+    def publish(
+        self,
+        run_id: str,
+        event: str,
+        payload: BaseModel | dict[str, Any],
+        *,
+        detailed: BaseModel | None = None,
+    ) -> None:
         """Objects are SDK models; deltas, the hot path, plain dicts. Either is serialised once, and
-        only if someone listens."""
+        only if someone listens. ``detailed``: the form for detailed subscribers, when it differs (a
+        step with file_search results' text, which clients get only when they ask)."""
         subscribers = self._subscribers.get(run_id)
         if not subscribers:
             return
-        data = (
-            serialize(payload)
-            if isinstance(payload, BaseModel)
-            else json.dumps(payload, separators=(",", ":"))
-        )
-        item = RunEvent(event, data)
+        item = RunEvent(event, _encode(payload))
+        detailed_item = item
+        if detailed is not None and detailed is not payload:
+            detailed_item = RunEvent(event, _encode(detailed))
         for subscription in subscribers:
-            subscription.queue.put_nowait(item)
+            subscription.queue.put_nowait(detailed_item if subscription.detailed else item)
 
     def _unsubscribe(self, subscription: Subscription) -> None:
         subscribers = self._subscribers.get(subscription.run_id)

@@ -26,12 +26,14 @@ from assistd.backends.base import (
     ToolCallDelta,
     Usage,
 )
+from assistd.backends.embeddings import EmbeddingBackend
 from assistd.backends.routing import ModelNotFound, ModelRouter, Target
 from assistd.ids import Prefix, new_id, now
-from assistd.runs import states
+from assistd.runs import file_search, states
+from assistd.runs.citations import Citations
 from assistd.runs.events import EventBus
 from assistd.runs.lifecycle import finish_run
-from assistd.runs.prompt import build_prompt
+from assistd.runs.prompt import Prompt, build_prompt
 from assistd.services.messages import text_part
 from assistd.store.database import Database
 from assistd.store.queue import Claim
@@ -41,6 +43,9 @@ from assistd.types import Message, Run, RunStep
 logger = logging.getLogger("assistd.runs")
 
 FLUSH_SECONDS = 0.5
+# Turns in a row that only searched: after these the model must answer with what it found, so a model
+# that keeps searching cannot spin until the run expires.
+MAX_SEARCH_TURNS = 4
 INTERRUPTED = {
     "code": "server_error",
     "message": "The run was interrupted: the worker executing it stopped. Create a new run to retry.",
@@ -54,11 +59,12 @@ INTERNAL = {"code": "server_error", "message": "The server had an error while pr
 
 @dataclass
 class Engine:
-    """What executors need from the process: storage, events and models."""
+    """What executors need from the process: storage, events, models, and embeddings for file_search."""
 
     database: Database
     bus: EventBus
     models: ModelRouter
+    embeddings: EmbeddingBackend
 
 
 @dataclass
@@ -72,6 +78,8 @@ class _ToolCall:
 class _Turn:
     """What the current model call has produced so far."""
 
+    citations: Citations = field(default_factory=lambda: Citations([]))
+    searching: bool = False  # whether the model was offered file_search this turn
     message_step_id: str | None = None
     message_id: str | None = None
     text: str = ""
@@ -88,6 +96,7 @@ class RunExecutor:
         self.db = engine.database
         self.bus = engine.bus
         self.models = engine.models
+        self.embeddings = engine.embeddings
         self.claim = claim
         self.started = started
         self.project_id = claim.project_id
@@ -155,24 +164,34 @@ class RunExecutor:
     # -- a turn ------------------------------------------------------------------------------------
 
     async def _drive(self, run: Run) -> None:
-        async with self.db.read() as conn:
-            prompt = await build_prompt(conn, run, self.project_id)
-        chat, used = prompt.messages, prompt.earlier_usage
         try:
             target = self.models.resolve(run.model)
         except ModelNotFound as missing:
             raise BackendError(f"The model '{missing.name}' does not exist.", "invalid_prompt") from None
-        backend = target.backend
-        request = self._request(run, chat, target, used)
+        search_turns = 0
+        while True:
+            async with self.db.read() as conn:
+                prompt = await build_prompt(conn, run, self.project_id)
+            offer_search = search_turns < MAX_SEARCH_TURNS
+            if not await self._turn_goes_on(run, target, prompt, offer_search=offer_search):
+                return
+            search_turns += 1
+
+    async def _turn_goes_on(self, run: Run, target: Target, prompt: Prompt, *, offer_search: bool) -> bool:
+        """One model call and what follows from it; whether the run needs another turn (the model
+        searched, and reads the results next)."""
+        used = prompt.earlier_usage
+        searching = offer_search and file_search.settings(run) is not None
+        request = self._request(run, prompt, target, searching=searching)
         if isinstance(request, str):
             async with self.db.write() as conn:
                 ended = await self._end(conn, used, incomplete=request)
             self._publish_end(ended)
-            return
+            return False
 
-        self.turn = _Turn()
+        self.turn = _Turn(citations=Citations(prompt.searches), searching=searching)
         finish: Finish | None = None
-        async for chunk in backend.stream(request):
+        async for chunk in target.backend.stream(request):
             if isinstance(chunk, TextDelta):
                 await self._on_text(run, chunk.text)
             elif isinstance(chunk, ToolCallDelta):
@@ -182,13 +201,12 @@ class RunExecutor:
         if finish is None:
             raise BackendError("The model's answer ended before it was complete.")
 
+        if self.turn.calls:
+            return await self._run_tool_calls(run, finish.usage)
         total = Usage(
             used.prompt_tokens + finish.usage.prompt_tokens,
             used.completion_tokens + finish.usage.completion_tokens,
         )
-        if self.turn.calls:
-            await self._pause_for_tool_outputs(run, finish.usage)
-            return
         budget_hit = finish.reason == "length" and run.max_completion_tokens is not None
         if self.turn.message_id is None:
             await self._open_message(run)  # the model said nothing: still one (empty) message
@@ -198,25 +216,15 @@ class RunExecutor:
             ended = await self._end(conn, total, incomplete="max_completion_tokens" if budget_hit else None)
         self._publish_closed(*closed)
         self._publish_end(ended)
+        return False
 
-    def _request(
-        self, run: Run, chat: list[dict[str, Any]], target: Target, used: Usage
-    ) -> ChatRequest | str:
+    def _request(self, run: Run, prompt: Prompt, target: Target, *, searching: bool) -> ChatRequest | str:
         """This turn's model call, or the reason the run ends incomplete before it."""
-        tool_choice: str | dict[str, Any] = "auto"
-        # A forced choice ("required", or a named function) asks for calls before the model answers the
-        # user: once this run's calls have their outputs (tool messages come only from the run's own
-        # steps), the model is free to answer, or a run could only ever loop through requires_action.
-        answered = any(message["role"] == "tool" for message in chat)
-        if isinstance(run.tool_choice, str):
-            tool_choice = "auto" if answered and run.tool_choice == "required" else run.tool_choice
-        elif run.tool_choice is not None and answered:
-            if run.tool_choice.type != "function":
-                raise BackendError(f"The {run.tool_choice.type} tool is not available on this server yet.")
-        elif run.tool_choice is not None:
-            tool_choice = run.tool_choice.model_dump(exclude_none=True)
-            if tool_choice["type"] != "function":
-                raise BackendError(f"The {tool_choice['type']} tool is not available on this server yet.")
+        chat, used = prompt.messages, prompt.earlier_usage
+        tools = [tool.model_dump(exclude_none=True) for tool in run.tools if tool.type == "function"]
+        if searching:
+            tools.append(file_search.FUNCTION)
+        tool_choice = _tool_choice(run, chat, searched=bool(prompt.searches) or not searching)
         if run.max_prompt_tokens is not None:
             fitted = _fit(chat, target.backend, run.max_prompt_tokens, auto=_auto_truncation(run))
             if fitted is None:
@@ -237,7 +245,7 @@ class RunExecutor:
         return ChatRequest(
             model=target.model,
             messages=chat,
-            tools=[tool.model_dump(exclude_none=True) for tool in run.tools if tool.type == "function"],
+            tools=tools,
             tool_choice=tool_choice,
             parallel_tool_calls=run.parallel_tool_calls,
             response_format=(
@@ -310,15 +318,19 @@ class RunExecutor:
     async def _on_text(self, run: Run, piece: str) -> None:
         if self.turn.message_id is None:
             await self._open_message(run)
-        self.turn.text += piece
+        turn = self.turn
+        turn.text += piece
+        annotations = turn.citations.deltas(turn.citations.scan(turn.text))
         self.bus.publish(
             run.id,
             "thread.message.delta",
             {
-                "id": self.turn.message_id,
+                "id": turn.message_id,
                 "object": "thread.message.delta",
                 "delta": {
-                    "content": [{"index": 0, "type": "text", "text": {"value": piece, "annotations": []}}]
+                    "content": [
+                        {"index": 0, "type": "text", "text": {"value": piece, "annotations": annotations}}
+                    ]
                 },
             },
         )
@@ -332,7 +344,7 @@ class RunExecutor:
             return
         async with self.db.write() as conn:
             await MessageRepository(conn, self.project_id).update(
-                turn.message_id, {"content": [text_part(turn.text)]}
+                turn.message_id, {"content": [text_part(turn.text, turn.citations.annotations)]}
             )
         turn.flushed_text, turn.flushed_at = turn.text, time.monotonic()
 
@@ -344,7 +356,7 @@ class RunExecutor:
         assert turn.message_id is not None
         assert turn.message_step_id is not None
         clock = now()
-        message_fields: dict[str, Any] = {"content": [text_part(turn.text)]}
+        message_fields: dict[str, Any] = {"content": [text_part(turn.text, turn.citations.annotations)]}
         if incomplete:
             message_fields |= {
                 "status": "incomplete",
@@ -387,16 +399,24 @@ class RunExecutor:
             self.bus.publish(run.id, "thread.run.step.in_progress", step)
 
         call = turn.calls.setdefault(delta.index, _ToolCall())
-        fragment: dict[str, Any] = {"index": delta.index, "type": "function"}
+        fragment: dict[str, Any] = {"index": delta.index}
+        call.arguments += delta.arguments
         if delta.id and not call.id:
             call.id, call.name = delta.id, delta.name or ""
-            fragment |= {
-                "id": call.id,
-                "function": {"name": call.name, "arguments": delta.arguments, "output": None},
-            }
+            if self._searches(call):
+                # Clients see a search start; its query is the model's own, its results come with the
+                # completed step.
+                fragment |= {"type": file_search.NAME, "id": call.id, file_search.NAME: {}}
+            else:
+                fragment |= {
+                    "type": "function",
+                    "id": call.id,
+                    "function": {"name": call.name, "arguments": delta.arguments, "output": None},
+                }
+        elif self._searches(call):
+            return
         else:
-            fragment["function"] = {"arguments": delta.arguments}
-        call.arguments += delta.arguments
+            fragment |= {"type": "function", "function": {"arguments": delta.arguments}}
         self.bus.publish(
             run.id,
             "thread.run.step.delta",
@@ -407,22 +427,56 @@ class RunExecutor:
             },
         )
 
-    async def _pause_for_tool_outputs(self, run: Run, usage: Usage) -> None:
+    def _searches(self, call: _ToolCall) -> bool:
+        """Whether the call is to the run's own file_search tool (the server runs it, not the client)."""
+        return self.turn.searching and call.name == file_search.NAME
+
+    async def _run_tool_calls(self, run: Run, usage: Usage) -> bool:
+        """Run the turn's searches; then either wait for the client's function outputs (False), or go
+        on to the next turn, which reads the results (True)."""
         turn = self.turn
         assert turn.tool_step_id is not None
         functions = {tool.function.name for tool in run.tools if tool.type == "function"}
         calls = [turn.calls[index] for index in sorted(turn.calls)]
-        unknown = [call.name for call in calls if call.name not in functions]
+        for_client = [call for call in calls if not self._searches(call)]
+        unknown = [call.name for call in for_client if call.name not in functions]
         if unknown:
             raise BackendError(f"The model called {unknown[0]!r}, which is not a function of this run.")
-        details = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments, "output": None},
-            }
-            for call in calls
-        ]
+        options = file_search.settings(run)
+        details: list[dict[str, Any]] = []
+        for call in calls:
+            if call in for_client:
+                details.append(
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": call.arguments, "output": None},
+                    }
+                )
+                continue
+            assert options is not None
+            query = file_search.query_of(call.arguments)
+            results = await file_search.run_search(
+                self.db, self.embeddings, self.project_id, run, query, options
+            )
+            details.append(file_search.call_details(call.id, query, options, results))
+        step_details = {"type": "tool_calls", "tool_calls": details}
+
+        if not for_client:
+            async with self.db.write() as conn:
+                step = await RunStepRepository(conn, self.project_id).update(
+                    turn.tool_step_id,
+                    {
+                        "step_details": step_details,
+                        "usage": usage.wire(),
+                        "status": "completed",
+                        "completed_at": now(),
+                    },
+                )
+            assert step is not None
+            self._publish_step("thread.run.step.completed", step)
+            return True
+
         required_action = {
             "type": "submit_tool_outputs",
             "submit_tool_outputs": {
@@ -432,14 +486,13 @@ class RunExecutor:
                         "type": "function",
                         "function": {"name": call.name, "arguments": call.arguments},
                     }
-                    for call in calls
+                    for call in for_client
                 ]
             },
         }
         async with self.db.write() as conn:
             await RunStepRepository(conn, self.project_id).update(
-                turn.tool_step_id,
-                {"step_details": {"type": "tool_calls", "tool_calls": details}, "usage": usage.wire()},
+                turn.tool_step_id, {"step_details": step_details, "usage": usage.wire()}
             )
             paused = await states.transition(
                 conn,
@@ -455,6 +508,16 @@ class RunExecutor:
         if paused is not None:
             self.released = True
             self.bus.publish(self.run_id, "thread.run.requires_action", paused)
+        return False
+
+    def _publish_step(self, event: str, step: RunStep) -> None:
+        """A step event: file_search results' text only for streams that asked for it."""
+        self.bus.publish(
+            self.run_id,
+            event,
+            file_search.wire_step(step, include_content=False),
+            detailed=file_search.wire_step(step, include_content=True),
+        )
 
     # -- helpers -----------------------------------------------------------------------------------
 
@@ -476,6 +539,22 @@ class RunExecutor:
             "metadata": {},
             "usage": None,
         }
+
+
+def _tool_choice(run: Run, chat: list[dict[str, Any]], *, searched: bool) -> str | dict[str, Any]:
+    """The turn's tool_choice for the model. A forced choice ("required", a named function, file_search)
+    asks for calls before the model answers the user: once this run's calls have their results (tool
+    messages come only from the run's own steps), the model is free to answer, or a run could only ever
+    loop. ``searched``: whether the run has searched already (or cannot search any more)."""
+    choice = run.tool_choice
+    answered = any(message["role"] == "tool" for message in chat)
+    if choice is None or isinstance(choice, str):
+        return "auto" if choice is None or (answered and choice == "required") else choice
+    if choice.type == "file_search":
+        return "auto" if searched else {"type": "function", "function": {"name": file_search.NAME}}
+    if choice.type == "function":
+        return "auto" if answered else choice.model_dump(exclude_none=True)
+    raise BackendError(f"The {choice.type} tool is not available on this server yet.")
 
 
 def _auto_truncation(run: Run) -> bool:

@@ -3,6 +3,7 @@ in the Chat Completions message format."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.backends.base import Usage
+from assistd.runs import file_search
 from assistd.store import tables
 from assistd.types import Run
 
@@ -32,6 +34,7 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 class Prompt:
     messages: list[dict[str, Any]]
     earlier_usage: Usage  # the tokens of the run's earlier turns (before tool outputs were submitted)
+    searches: list[dict[str, Any]]  # the run's file_search calls so far, in order (as steps store them)
 
 
 async def build_prompt(conn: AsyncConnection, run: Run, project_id: str) -> Prompt:
@@ -67,12 +70,12 @@ async def build_prompt(conn: AsyncConnection, run: Run, project_id: str) -> Prom
         sum(usage["prompt_tokens"] for usage in usages),
         sum(usage["completion_tokens"] for usage in usages),
     )
-    return Prompt(chat, earlier)
+    return Prompt(chat, earlier, file_search.searches(completed))
 
 
 async def _own_turns(conn: AsyncConnection, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The run's earlier turns, from its completed steps: its messages and its tool calls with their
-    outputs."""
+    """The run's earlier turns, from its completed steps: its messages and its tool calls (functions
+    and file searches) with their outputs."""
     message_ids = [d["message_creation"]["message_id"] for d in details if d["type"] == "message_creation"]
     texts: dict[str, Any] = {}
     if message_ids:
@@ -82,34 +85,32 @@ async def _own_turns(conn: AsyncConnection, details: list[dict[str, Any]]) -> li
         texts = {row.id: _content(row.content) for row in found}
 
     chat: list[dict[str, Any]] = []
+    search_number = 0  # file_search calls are numbered across the run, as their markers are
     for detail in details:
         if detail["type"] == "message_creation":
             chat.append(
                 {"role": "assistant", "content": texts.get(detail["message_creation"]["message_id"], "")}
             )
             continue
-        calls = [call for call in detail["tool_calls"] if call["type"] == "function"]
+        calls = [call for call in detail["tool_calls"] if call["type"] in ("function", file_search.NAME)]
         if not calls:
             continue
-        chat.append(
-            {
-                "role": "assistant",
-                "content": None,
-                "tool_calls": [
-                    {
-                        "id": call["id"],
-                        "type": "function",
-                        "function": {
-                            "name": call["function"]["name"],
-                            "arguments": call["function"]["arguments"],
-                        },
-                    }
-                    for call in calls
-                ],
-            }
-        )
-        chat += [
-            {"role": "tool", "tool_call_id": call["id"], "content": call["function"]["output"] or ""}
-            for call in calls
-        ]
+        requests: list[dict[str, Any]] = []
+        outputs: list[dict[str, Any]] = []
+        for call in calls:
+            if call["type"] == "function":
+                function = call["function"]
+                name, arguments, output = function["name"], function["arguments"], function["output"] or ""
+            else:
+                found = call[file_search.NAME]
+                name = file_search.NAME
+                arguments = json.dumps({"query": found.get(file_search.QUERY_KEY, "")}, ensure_ascii=False)
+                output = file_search.model_output(search_number, found.get("results") or [])
+                search_number += 1
+            requests.append(
+                {"id": call["id"], "type": "function", "function": {"name": name, "arguments": arguments}}
+            )
+            outputs.append({"role": "tool", "tool_call_id": call["id"], "content": output})
+        chat.append({"role": "assistant", "content": None, "tool_calls": requests})
+        chat += outputs
     return chat

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import false
@@ -23,8 +24,8 @@ from assistd.store.repositories import MessageRepository
 from assistd.types import Message, MessageDeleted
 
 
-def text_part(value: str) -> dict[str, Any]:
-    return {"type": "text", "text": {"value": value, "annotations": []}}
+def text_part(value: str, annotations: Sequence[dict[str, Any]] = ()) -> dict[str, Any]:
+    return {"type": "text", "text": {"value": value, "annotations": list(annotations)}}
 
 
 def stored_content(content: str | list[ContentPart]) -> list[dict[str, Any]]:

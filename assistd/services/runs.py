@@ -19,7 +19,7 @@ from assistd.protocol.common import dump_response_format
 from assistd.protocol.pagination import Page, PageRequest
 from assistd.protocol.runs import RunCreate, RunModify, RunOptions, SubmitToolOutputs, ThreadAndRunCreate
 from assistd.protocol.threads import ThreadCreate
-from assistd.runs import states
+from assistd.runs import file_search, states
 from assistd.runs.events import Subscription
 from assistd.runs.lifecycle import finish_run
 from assistd.runs.runtime import Runtime
@@ -57,7 +57,11 @@ class RunService:
 
     # -- starting runs -------------------------------------------------------------------------------
 
-    async def create(self, thread_id: str, request: RunCreate) -> RunStart:
+    async def create(
+        self, thread_id: str, request: RunCreate, *, include_search_content: bool = False
+    ) -> RunStart:
+        """``include_search_content``: the stream's steps carry file_search results' text."""
+
         async def write(conn: AsyncConnection, run_id: str) -> tuple[Run, Thread | None]:
             await lock_for_new_run(conn, self.scope.project_id, thread_id)
             if request.additional_messages:
@@ -73,7 +77,7 @@ class RunService:
             )
             return run, None
 
-        return await self._start(write, stream=bool(request.stream))
+        return await self._start(write, stream=bool(request.stream), detailed=include_search_content)
 
     async def create_thread_and_run(self, request: ThreadAndRunCreate) -> RunStart:
         async def write(conn: AsyncConnection, run_id: str) -> tuple[Run, Thread | None]:
@@ -88,9 +92,10 @@ class RunService:
         write: Callable[[AsyncConnection, str], Awaitable[tuple[Run, Thread | None]]],
         *,
         stream: bool,
+        detailed: bool = False,
     ) -> RunStart:
         run_id = new_id(Prefix.RUN)
-        events = self.bus.subscribe(run_id) if stream else None
+        events = self.bus.subscribe(run_id, detailed=detailed) if stream else None
         try:
             async with self.scope.database.write() as conn:
                 run, thread = await write(conn, run_id)
@@ -226,7 +231,9 @@ class RunService:
             if events is not None:
                 events.close()
             raise
-        self.bus.publish(run_id, "thread.run.step.completed", step)
+        # A step can hold file_search calls beside the functions: clients see it as they would any step.
+        shown = file_search.wire_step(step, include_content=False)
+        self.bus.publish(run_id, "thread.run.step.completed", shown)
         self.bus.publish(run_id, "thread.run.queued", run)
         self.runtime.worker.wake()
         return RunStart(run=run, events=events)
