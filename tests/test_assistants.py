@@ -47,6 +47,9 @@ def test_raw_shape_matches_spec(client: openai.OpenAI) -> None:
 
 
 def test_everything_stored_is_returned(client: openai.OpenAI) -> None:
+    # tool_resources must name a file and a vector store that exist.
+    file = client.files.create(file=("data.csv", b"a,b\n1,2\n"), purpose="assistants")
+    store = client.vector_stores.create(name="docs")
     created = client.beta.assistants.create(
         model="llama3",
         name="n",
@@ -58,8 +61,8 @@ def test_everything_stored_is_returned(client: openai.OpenAI) -> None:
             {"type": "code_interpreter"},
         ],
         tool_resources={
-            "code_interpreter": {"file_ids": ["file-abc"]},
-            "file_search": {"vector_store_ids": ["vs_abc"]},
+            "code_interpreter": {"file_ids": [file.id]},
+            "file_search": {"vector_store_ids": [store.id]},
         },
         metadata={"team": "blue"},
         temperature=0.3,
@@ -73,9 +76,9 @@ def test_everything_stored_is_returned(client: openai.OpenAI) -> None:
     assert fetched.tools[1].file_search.max_num_results == 7
     assert fetched.tool_resources is not None
     assert fetched.tool_resources.code_interpreter is not None
-    assert fetched.tool_resources.code_interpreter.file_ids == ["file-abc"]
+    assert fetched.tool_resources.code_interpreter.file_ids == [file.id]
     assert fetched.tool_resources.file_search is not None
-    assert fetched.tool_resources.file_search.vector_store_ids == ["vs_abc"]
+    assert fetched.tool_resources.file_search.vector_store_ids == [store.id]
     assert fetched.temperature == pytest.approx(0.3)
     assert fetched.top_p == pytest.approx(0.9)
     assert fetched.response_format is not None

@@ -32,6 +32,8 @@ def test_string_content_becomes_a_text_part(client: openai.OpenAI, thread_id: st
 
 
 def test_content_parts_and_attachments(client: openai.OpenAI, thread_id: str) -> None:
+    # An attachment must name a file that exists (what it does to the thread: test_tool_resources.py).
+    doc = client.files.create(file=("doc.txt", b"A short document."), purpose="assistants")
     message = client.beta.threads.messages.create(
         thread_id,
         role="user",
@@ -40,9 +42,7 @@ def test_content_parts_and_attachments(client: openai.OpenAI, thread_id: str) ->
             {"type": "image_url", "image_url": {"url": "https://example.com/cat.png", "detail": "low"}},
             {"type": "image_file", "image_file": {"file_id": "file-abc"}},
         ],
-        attachments=[
-            {"file_id": "file-doc", "tools": [{"type": "file_search"}, {"type": "code_interpreter"}]}
-        ],
+        attachments=[{"file_id": doc.id, "tools": [{"type": "file_search"}, {"type": "code_interpreter"}]}],
     )
     raw = client.beta.threads.messages.with_raw_response.retrieve(message.id, thread_id=thread_id)
     body = raw.http_response.json()
@@ -53,7 +53,7 @@ def test_content_parts_and_attachments(client: openai.OpenAI, thread_id: str) ->
         {"type": "image_file", "image_file": {"file_id": "file-abc", "detail": "auto"}},
     ]
     assert body["attachments"] == [
-        {"file_id": "file-doc", "tools": [{"type": "file_search"}, {"type": "code_interpreter"}]}
+        {"file_id": doc.id, "tools": [{"type": "file_search"}, {"type": "code_interpreter"}]}
     ]
 
 

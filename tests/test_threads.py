@@ -37,8 +37,11 @@ def test_create_with_messages_keeps_their_order(client: openai.OpenAI) -> None:
 
 
 def test_retrieve_modify_delete(client: openai.OpenAI) -> None:
+    # tool_resources must name a file and a vector store that exist.
+    file = client.files.create(file=("data.csv", b"a,b\n1,2\n"), purpose="assistants")
+    store = client.vector_stores.create(name="docs")
     thread = client.beta.threads.create(
-        metadata={"a": "1"}, tool_resources={"code_interpreter": {"file_ids": ["file-1"]}}
+        metadata={"a": "1"}, tool_resources={"code_interpreter": {"file_ids": [file.id]}}
     )
     assert client.beta.threads.retrieve(thread.id) == thread
 
@@ -46,14 +49,14 @@ def test_retrieve_modify_delete(client: openai.OpenAI) -> None:
     assert modified.metadata == {"a": "2", "b": "3"}
     assert modified.tool_resources is not None
     assert modified.tool_resources.code_interpreter is not None
-    assert modified.tool_resources.code_interpreter.file_ids == ["file-1"]
+    assert modified.tool_resources.code_interpreter.file_ids == [file.id]
 
     changed = client.beta.threads.update(
-        thread.id, tool_resources={"file_search": {"vector_store_ids": ["vs_1"]}}
+        thread.id, tool_resources={"file_search": {"vector_store_ids": [store.id]}}
     )
     assert changed.tool_resources is not None
     assert changed.tool_resources.file_search is not None
-    assert changed.tool_resources.file_search.vector_store_ids == ["vs_1"]
+    assert changed.tool_resources.file_search.vector_store_ids == [store.id]
     assert changed.tool_resources.code_interpreter is None
     assert changed.metadata == {"a": "2", "b": "3"}
 
@@ -74,11 +77,3 @@ def test_delete_takes_the_messages_with_it(client: openai.OpenAI) -> None:
         client.beta.threads.messages.list(thread.id)
     with pytest.raises(openai.NotFoundError):
         client.beta.threads.delete(thread.id)
-
-
-def test_vector_store_helper_is_refused_until_vector_stores_exist(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as info:
-        client.beta.threads.create(
-            tool_resources={"file_search": {"vector_stores": [{"file_ids": ["file-1"]}]}}
-        )
-    assert info.value.param == "tool_resources.file_search.vector_stores"

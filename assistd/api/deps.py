@@ -80,21 +80,29 @@ async def get_scope(request: Request, project_id: Annotated[str, Depends(resolve
 ScopeDep = Annotated[Scope, Depends(get_scope)]
 
 
-async def assistant_service(scope: ScopeDep) -> AssistantService:
-    return AssistantService(scope)
+async def vector_store_service(request: Request, scope: ScopeDep) -> VectorStoreService:
+    return VectorStoreService(scope, request.app.state.indexer.submit, request.app.state.embeddings)
 
 
-async def thread_service(scope: ScopeDep) -> ThreadService:
-    return ThreadService(scope)
+# Assistants, threads, messages and runs make vector stores too (tool_resources, attachments).
+VectorStores = Annotated[VectorStoreService, Depends(vector_store_service)]
 
 
-async def message_service(scope: ScopeDep) -> MessageService:
-    return MessageService(scope)
+async def assistant_service(scope: ScopeDep, stores: VectorStores) -> AssistantService:
+    return AssistantService(scope, stores)
 
 
-async def run_service(request: Request, scope: ScopeDep) -> RunService:
+async def thread_service(scope: ScopeDep, stores: VectorStores) -> ThreadService:
+    return ThreadService(scope, stores)
+
+
+async def message_service(scope: ScopeDep, stores: VectorStores) -> MessageService:
+    return MessageService(scope, stores)
+
+
+async def run_service(request: Request, scope: ScopeDep, stores: VectorStores) -> RunService:
     runtime: Runtime = request.app.state.runtime
-    return RunService(scope, runtime)
+    return RunService(scope, runtime, stores)
 
 
 async def chat_service(request: Request, _project: Annotated[str, Depends(resolve_project)]) -> ChatService:
@@ -118,10 +126,6 @@ async def embedding_service(
     return EmbeddingService(request.app.state.embeddings)
 
 
-async def vector_store_service(request: Request, scope: ScopeDep) -> VectorStoreService:
-    return VectorStoreService(scope, request.app.state.indexer.submit, request.app.state.embeddings)
-
-
 Assistants = Annotated[AssistantService, Depends(assistant_service)]
 Threads = Annotated[ThreadService, Depends(thread_service)]
 Messages = Annotated[MessageService, Depends(message_service)]
@@ -129,5 +133,4 @@ Runs = Annotated[RunService, Depends(run_service)]
 Chat = Annotated[ChatService, Depends(chat_service)]
 Files = Annotated[FileService, Depends(file_service)]
 Embeddings = Annotated[EmbeddingService, Depends(embedding_service)]
-VectorStores = Annotated[VectorStoreService, Depends(vector_store_service)]
 Models = Annotated[ModelRouter, Depends(model_router)]

@@ -144,6 +144,16 @@ class FileSearchResources(RequestModel):
 class FileSearchCreateResources(FileSearchResources):
     vector_stores: list[VectorStoreHelper] | None = Field(default=None, max_length=1)
 
+    @model_validator(mode="after")
+    def _one_store_source(self) -> FileSearchCreateResources:
+        # The spec's oneOf: an assistant or a thread has at most one vector store, either named or made.
+        if self.vector_store_ids is not None and self.vector_stores is not None:
+            raise ValueError(
+                "give either 'vector_store_ids' or 'vector_stores', not both "
+                "(at most one vector store can be attached)"
+            )
+        return self
+
 
 class ToolResources(RequestModel):
     """Tool resources as modify requests accept them: ids only."""

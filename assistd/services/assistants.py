@@ -9,8 +9,10 @@ from assistd.ids import Prefix, new_id, now
 from assistd.protocol.assistants import AssistantCreate, AssistantModify
 from assistd.protocol.common import dump_response_format
 from assistd.protocol.pagination import Page, PageRequest
-from assistd.services.common import dump, stored_tool_resources
+from assistd.services.common import dump
 from assistd.services.scope import Scope
+from assistd.services.tool_resources import resource_transaction
+from assistd.services.vector_stores import VectorStoreService
 from assistd.store.repositories import AssistantRepository
 from assistd.types import Assistant, AssistantDeleted
 
@@ -21,8 +23,9 @@ DEFAULT_RESPONSE_FORMAT = "auto"
 
 
 class AssistantService:
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, stores: VectorStoreService) -> None:
         self.scope = scope
+        self.stores = stores
 
     async def create(self, request: AssistantCreate) -> Assistant:
         values = {
@@ -34,14 +37,15 @@ class AssistantService:
             "instructions": request.instructions,
             "reasoning_effort": request.reasoning_effort,
             "tools": [dump(tool) for tool in request.tools],
-            "tool_resources": stored_tool_resources(request.tool_resources),
             "metadata": request.metadata or {},
             "temperature": _or(request.temperature, DEFAULT_TEMPERATURE),
             "top_p": _or(request.top_p, DEFAULT_TOP_P),
             "response_format": dump_response_format(request.response_format) or DEFAULT_RESPONSE_FORMAT,
         }
-        async with self.scope.database.write() as conn:
-            return await AssistantRepository(conn, self.scope.project_id).insert(values)
+        # One transaction: a vector store made by the helper exists only if the assistant does.
+        async with resource_transaction(self.stores) as writer:
+            values["tool_resources"] = await writer.tool_resources(request.tool_resources)
+            return await AssistantRepository(writer.conn, self.scope.project_id).insert(values)
 
     async def get(self, assistant_id: str) -> Assistant:
         async with self.scope.database.read() as conn:
@@ -52,8 +56,10 @@ class AssistantService:
 
     async def modify(self, assistant_id: str, request: AssistantModify) -> Assistant:
         changes = _changes(request)
-        async with self.scope.database.write() as conn:
-            repository = AssistantRepository(conn, self.scope.project_id)
+        async with resource_transaction(self.stores) as writer:
+            if "tool_resources" in request.model_fields_set:
+                changes["tool_resources"] = await writer.tool_resources(request.tool_resources)
+            repository = AssistantRepository(writer.conn, self.scope.project_id)
             assistant = (
                 await repository.update(assistant_id, changes)
                 if changes
@@ -80,7 +86,8 @@ def _or(value: float | None, default: float) -> float:
 
 
 def _changes(request: AssistantModify) -> dict[str, Any]:
-    """The stored columns a modify request changes: only the fields it sent."""
+    """The stored columns a modify request changes: only the fields it sent (tool_resources, which must
+    be checked against the database, apart)."""
     sent = request.model_fields_set
     changes: dict[str, Any] = {}
     if "model" in sent:
@@ -92,8 +99,6 @@ def _changes(request: AssistantModify) -> dict[str, Any]:
             changes[field] = getattr(request, field)
     if "tools" in sent:
         changes["tools"] = [dump(tool) for tool in request.tools or []]
-    if "tool_resources" in sent:
-        changes["tool_resources"] = stored_tool_resources(request.tool_resources)
     if "metadata" in sent:
         changes["metadata"] = request.metadata or {}
     if "temperature" in sent:

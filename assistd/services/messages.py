@@ -19,6 +19,8 @@ from assistd.services.thread_guard import (
     missing_child,
     page_in_thread,
 )
+from assistd.services.tool_resources import resource_transaction
+from assistd.services.vector_stores import VectorStoreService
 from assistd.store import tables
 from assistd.store.repositories import MessageRepository
 from assistd.types import Message, MessageDeleted
@@ -59,14 +61,17 @@ def new_message_row(thread_id: str, request: MessageCreate, created_at: int) -> 
 
 
 class MessageService:
-    def __init__(self, scope: Scope) -> None:
+    def __init__(self, scope: Scope, stores: VectorStoreService) -> None:
         self.scope = scope
+        self.stores = stores
 
     async def create(self, thread_id: str, request: MessageCreate) -> Message:
-        async with self.scope.database.write() as conn:
-            await lock_for_new_message(conn, self.scope.project_id, thread_id)
+        async with resource_transaction(self.stores) as writer:
+            await lock_for_new_message(writer.conn, self.scope.project_id, thread_id)
+            # The body of messages.create is the message itself: its params have no prefix.
+            await writer.attach_to_thread(thread_id, [("", request)])
             row = new_message_row(thread_id, request, now())
-            return await MessageRepository(conn, self.scope.project_id).insert(row)
+            return await MessageRepository(writer.conn, self.scope.project_id).insert(row)
 
     async def get(self, thread_id: str, message_id: str) -> Message:
         async with self.scope.database.read() as conn:

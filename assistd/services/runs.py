@@ -28,6 +28,8 @@ from assistd.services.messages import new_message_row
 from assistd.services.scope import Scope
 from assistd.services.thread_guard import lock_for_new_run, missing_child, page_in_thread
 from assistd.services.threads import insert_thread
+from assistd.services.tool_resources import ResourceWriter, placed, resource_transaction
+from assistd.services.vector_stores import VectorStoreService
 from assistd.store import tables
 from assistd.store.repositories import (
     AssistantRepository,
@@ -50,9 +52,10 @@ class RunStart:
 
 
 class RunService:
-    def __init__(self, scope: Scope, runtime: Runtime) -> None:
+    def __init__(self, scope: Scope, runtime: Runtime, stores: VectorStoreService) -> None:
         self.scope = scope
         self.runtime = runtime
+        self.stores = stores
         self.bus = runtime.engine.bus
 
     # -- starting runs -------------------------------------------------------------------------------
@@ -62,9 +65,13 @@ class RunService:
     ) -> RunStart:
         """``include_search_content``: the stream's steps carry file_search results' text."""
 
-        async def write(conn: AsyncConnection, run_id: str) -> tuple[Run, Thread | None]:
+        async def write(writer: ResourceWriter, run_id: str) -> tuple[Run, Thread | None]:
+            conn = writer.conn
             await lock_for_new_run(conn, self.scope.project_id, thread_id)
             if request.additional_messages:
+                await writer.attach_to_thread(
+                    thread_id, placed("additional_messages", request.additional_messages)
+                )
                 rows = [new_message_row(thread_id, m, now()) for m in request.additional_messages]
                 await MessageRepository(conn, self.scope.project_id).insert_many(rows)
             run = await self._insert_run(
@@ -80,16 +87,24 @@ class RunService:
         return await self._start(write, stream=bool(request.stream), detailed=include_search_content)
 
     async def create_thread_and_run(self, request: ThreadAndRunCreate) -> RunStart:
-        async def write(conn: AsyncConnection, run_id: str) -> tuple[Run, Thread | None]:
-            thread = await insert_thread(conn, self.scope.project_id, _thread_request(request))
-            run = await self._insert_run(conn, run_id, thread.id, request)
+        async def write(writer: ResourceWriter, run_id: str) -> tuple[Run, Thread | None]:
+            thread = await insert_thread(
+                writer,
+                _thread_request(request),
+                # Top-level tool_resources are the thread's, and take the place of the thread's own.
+                resources_param="tool_resources"
+                if request.tool_resources is not None
+                else "thread.tool_resources",
+                messages_param="thread.messages",
+            )
+            run = await self._insert_run(writer.conn, run_id, thread.id, request)
             return run, thread
 
         return await self._start(write, stream=bool(request.stream))
 
     async def _start(
         self,
-        write: Callable[[AsyncConnection, str], Awaitable[tuple[Run, Thread | None]]],
+        write: Callable[[ResourceWriter, str], Awaitable[tuple[Run, Thread | None]]],
         *,
         stream: bool,
         detailed: bool = False,
@@ -97,8 +112,9 @@ class RunService:
         run_id = new_id(Prefix.RUN)
         events = self.bus.subscribe(run_id, detailed=detailed) if stream else None
         try:
-            async with self.scope.database.write() as conn:
-                run, thread = await write(conn, run_id)
+            # Files the request attached are handed to the indexer once this has committed.
+            async with resource_transaction(self.stores) as writer:
+                run, thread = await write(writer, run_id)
         except BaseException:
             if events is not None:
                 events.close()
@@ -232,8 +248,9 @@ class RunService:
                 events.close()
             raise
         # A step can hold file_search calls beside the functions: clients see it as they would any step.
-        shown = file_search.wire_step(step, include_content=False)
-        self.bus.publish(run_id, "thread.run.step.completed", shown)
+        self.bus.publish(
+            run_id, "thread.run.step.completed", file_search.wire_step(step, include_content=False)
+        )
         self.bus.publish(run_id, "thread.run.queued", run)
         self.runtime.worker.wake()
         return RunStart(run=run, events=events)

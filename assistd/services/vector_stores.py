@@ -63,29 +63,38 @@ class VectorStoreService:
     # -- stores ------------------------------------------------------------------------------------
 
     async def create(self, request: VectorStoreCreate) -> VectorStore:
-        store_id, clock = new_id(Prefix.VECTOR_STORE), now()
         async with self.scope.database.write() as conn:
-            await VectorStoreRepository(conn, self.scope.project_id).insert(
-                {
-                    "id": store_id,
-                    "created_at": clock,
-                    "name": request.name or "",
-                    "description": request.description,
-                    "metadata": request.metadata or {},
-                    "expires_after": request.expires_after.model_dump() if request.expires_after else None,
-                    "expires_at": store_expires_at(request.expires_after, clock),
-                    "last_active_at": clock,
-                }
-            )
-            added = await self._add_files(
-                conn,
-                store_id,
-                [(file_id, request.chunking_strategy, None) for file_id in request.file_ids],
-                param="file_ids",
-            )
+            store_id, added = await self.insert(conn, request)
             store = await self._store(conn, store_id)
-        self._index(store_id, added)
+        self.index_files(store_id, added)
         return store
+
+    async def insert(
+        self, conn: AsyncConnection, request: VectorStoreCreate, *, param: str = "file_ids"
+    ) -> tuple[str, builtins.list[str]]:
+        """Writes a new store with its files within the caller's transaction, so that a store made for
+        another object goes away with it if that transaction fails. Returns the store's id and the files
+        to pass to ``index_files`` once the transaction has committed (``param`` names ``file_ids``)."""
+        store_id, clock = new_id(Prefix.VECTOR_STORE), now()
+        await VectorStoreRepository(conn, self.scope.project_id).insert(
+            {
+                "id": store_id,
+                "created_at": clock,
+                "name": request.name or "",
+                "description": request.description,
+                "metadata": request.metadata or {},
+                "expires_after": request.expires_after.model_dump() if request.expires_after else None,
+                "expires_at": store_expires_at(request.expires_after, clock),
+                "last_active_at": clock,
+            }
+        )
+        added = await self._add_files(
+            conn,
+            store_id,
+            [(file_id, request.chunking_strategy, None) for file_id in request.file_ids],
+            param=param,
+        )
+        return store_id, added
 
     async def get(self, store_id: str) -> VectorStore:
         async with self.scope.database.read() as conn:
@@ -147,7 +156,7 @@ class VectorStoreService:
                 conn, store_id, [(request.file_id, request.chunking_strategy, request.attributes)], "file_id"
             )
             found = await self._file(conn, store_id, request.file_id)
-        self._index(store_id, added)
+        self.index_files(store_id, added)
         return found
 
     async def get_file(self, store_id: str, file_id: str) -> VectorStoreFile:
@@ -227,7 +236,7 @@ class VectorStoreService:
             )
             added = await self._add_files(conn, store_id, wanted, param, batch_id=batch_id)
             batch = await self._batch(conn, store_id, batch_id)
-        self._index(store_id, added)
+        self.index_files(store_id, added)
         return batch
 
     async def get_batch(self, store_id: str, batch_id: str) -> VectorStoreFileBatch:
@@ -329,6 +338,15 @@ class VectorStoreService:
             rows, unique=("vector_store_id", "id")
         )
 
-    def _index(self, store_id: str, file_ids: builtins.list[str]) -> None:
+    async def add_files_within(
+        self, conn: AsyncConnection, store_id: str, file_ids: Sequence[str], *, param: str
+    ) -> builtins.list[str]:
+        """Adds existing files (auto chunking) to an existing store within the caller's transaction;
+        returns the ids to pass to ``index_files`` once it has committed."""
+        return await self._add_files(conn, store_id, [(file_id, None, None) for file_id in file_ids], param)
+
+    def index_files(self, store_id: str, file_ids: builtins.list[str]) -> None:
+        """Hands files added to a store to the indexer; only after their rows are committed, since the
+        indexer reads them from the database."""
         for file_id in file_ids:
             self.index(self.scope.project_id, store_id, file_id)
