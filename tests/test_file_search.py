@@ -8,7 +8,10 @@ documents are about clearly different things, so a question's answer is in exact
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
+from contextlib import closing
 from typing import Any, Final
 
 import openai
@@ -393,3 +396,52 @@ async def test_async_client_gets_the_same_citation(
     messages = await aclient.beta.threads.messages.list(thread.id, run_id=run.id)
     [reply] = messages.data
     check_citation(reply, ids["match-report.md"])
+
+
+def test_a_file_attached_to_the_message_is_searched_once_indexed(sdk: openai.OpenAI) -> None:
+    file = sdk.files.create(file=MATCH, purpose="assistants")
+    assistant = sdk.beta.assistants.create(model="gpt-4o", tools=FILE_SEARCH)
+    # The run starts at once; its search waits for the attachment to be indexed.
+    run = sdk.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "/search Who won the football match on Saturday?",
+                    "attachments": [{"file_id": file.id, "tools": [{"type": "file_search"}]}],
+                }
+            ]
+        },
+        poll_interval_ms=50,
+    )
+    assert run.status == "completed", run.last_error
+    thread = sdk.beta.threads.retrieve(run.thread_id)
+    assert thread.tool_resources is not None
+    assert thread.tool_resources.file_search is not None
+    [store_id] = thread.tool_resources.file_search.vector_store_ids or []
+    assert sdk.vector_stores.retrieve(store_id).file_counts.completed == 1
+    reply = only_assistant_reply(sdk, run.thread_id, run.id)
+    assert "Riverside United" in text_of(reply)
+    check_citation(reply, file.id)
+
+
+@pytest.mark.backend("sqlite")
+def test_an_expired_store_fails_the_run_with_a_clear_error(server: Server, sdk: openai.OpenAI) -> None:
+    file = sdk.files.create(file=RECIPE, purpose="assistants")
+    store = sdk.vector_stores.create(
+        file_ids=[file.id], expires_after={"anchor": "last_active_at", "days": 1}
+    )
+    assistant_id = searching_assistant(sdk, store.id)
+    # A day cannot pass in a test: the store's expiry is moved into the past in the database itself.
+    with closing(sqlite3.connect(server.data_dir / "assistd.db")) as db, db:
+        db.execute("UPDATE vector_stores SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, store.id))
+    assert sdk.vector_stores.retrieve(store.id).status == "expired"
+
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": "/search pancakes"}])
+    run = sdk.beta.threads.runs.create(thread.id, assistant_id=assistant_id)
+    final = wait_for_run(sdk, thread.id, run.id)
+    assert final.status == "failed"
+    assert final.last_error is not None
+    assert final.last_error.code == "invalid_prompt"
+    assert final.last_error.message.startswith(f"Vector store {store.id} has expired.")

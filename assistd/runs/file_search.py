@@ -14,15 +14,19 @@ can show the model its own call again) and each result's text (which clients see
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from assistd.backends.base import BackendError
 from assistd.backends.embeddings import EmbeddingBackend
+from assistd.ids import now
 from assistd.retrieval.search import search
 from assistd.store import tables
 from assistd.store.database import Database
@@ -34,6 +38,13 @@ DEFAULT_MAX_RESULTS = 20
 # What OpenAI reported for ranker "auto": the ranker it chose.
 DEFAULT_RANKER = "default_2024_08_21"
 QUERY_KEY = "query"  # the stored step's own key: the model's query, never sent to clients
+# How long a search waits for files of its stores still being indexed; after that it searches what is
+# there (a run has its own deadline too).
+INDEXING_WAIT_SECONDS = 60.0
+INDEXING_POLL_SECONDS = 0.2
+
+stores = tables.vector_stores
+store_files = tables.vector_store_files
 
 FUNCTION = {
     "type": "function",
@@ -111,6 +122,45 @@ async def vector_store_ids(conn: AsyncConnection, project_id: str, run: Run) -> 
     return found
 
 
+async def _ready_stores(database: Database, project_id: str, run: Run) -> list[str]:
+    """The run's stores, once none of their files is still being indexed (a file attached to the
+    message just before the run must be searchable, as OpenAI ensured), waiting at most
+    ``INDEXING_WAIT_SECONDS``. An expired store fails the run, as OpenAI's did: its owner has to make
+    a new one."""
+    deadline = time.monotonic() + INDEXING_WAIT_SECONDS
+    while True:
+        async with database.read() as conn:
+            store_ids = await vector_store_ids(conn, project_id, run)
+            if not store_ids:
+                return []
+            expired = await conn.scalar(
+                select(stores.c.id).where(
+                    stores.c.project_id == project_id,
+                    stores.c.id.in_(store_ids),
+                    stores.c.expires_at.is_not(None),
+                    stores.c.expires_at <= now(),
+                )
+            )
+            indexing = await conn.scalar(
+                select(func.count())
+                .select_from(store_files)
+                .where(
+                    store_files.c.project_id == project_id,
+                    store_files.c.vector_store_id.in_(store_ids),
+                    store_files.c.status == "in_progress",
+                )
+            )
+        if expired is not None:
+            raise BackendError(
+                f"Vector store {expired} has expired. Create a new vector store with its files and "
+                "attach it in place of the old one.",
+                "invalid_prompt",
+            )
+        if not indexing or time.monotonic() >= deadline:
+            return store_ids
+        await asyncio.sleep(INDEXING_POLL_SECONDS)
+
+
 async def run_search(
     database: Database,
     embeddings: EmbeddingBackend,
@@ -120,8 +170,7 @@ async def run_search(
     options: Settings,
 ) -> list[dict[str, Any]]:
     """The results of one search, as a step stores them (with their text)."""
-    async with database.read() as conn:
-        store_ids = await vector_store_ids(conn, project_id, run)
+    store_ids = await _ready_stores(database, project_id, run)
     if not store_ids or not query:
         return []
     # Embedding takes a while: no connection is held meanwhile.
