@@ -208,6 +208,50 @@ def test_function_calling_run_round_trip(client: openai.OpenAI) -> None:
     assert reply.content[0].text.value.strip()
 
 
+def test_file_search_run_finds_the_document_and_answers(client: openai.OpenAI) -> None:
+    notes = client.files.create(
+        file=("moons.txt", b"The planet Zorblax has three moons named Pim, Quorra and Tessel."),
+        purpose="assistants",
+    )
+    other = client.files.create(
+        file=("pancakes.txt", b"Whisk two eggs with milk and flour to make lemon pancakes."),
+        purpose="assistants",
+    )
+    store = client.vector_stores.create(name="notes")
+    batch = client.vector_stores.file_batches.create_and_poll(
+        store.id, file_ids=[notes.id, other.id], poll_interval_ms=100
+    )
+    assert batch.file_counts.completed == 2
+    assistant = client.beta.assistants.create(
+        model="gpt-4o",
+        instructions="Answer from the files.",
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": "What are the moons of Zorblax called?"}]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice={"type": "file_search"},
+        max_completion_tokens=256,
+        poll_interval_ms=200,
+    )
+    assert run.status in {"completed", "incomplete"}, run.last_error
+    steps = list(client.beta.threads.runs.steps.list(run.id, thread_id=thread.id, order="asc"))
+    assert [step.type for step in steps] == ["tool_calls", "message_creation"]
+    details = steps[0].step_details
+    assert details.type == "tool_calls"
+    [call] = details.tool_calls
+    assert call.type == "file_search"
+    # The model wrote its own query (the grammar holds it to the schema); the search found the file.
+    assert (call.file_search.results or [])[0].file_id == notes.id
+    reply = client.beta.threads.messages.list(thread.id, limit=1).data[0]
+    assert reply.content[0].type == "text"
+    assert reply.content[0].text.value.strip()
+
+
 def test_a_closed_stream_frees_the_model(client: openai.OpenAI, embedded: Server) -> None:
     """Closing a stream stops generation: the next answer is not stuck behind 4,000 unread tokens."""
     stream = client.chat.completions.create(

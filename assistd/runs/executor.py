@@ -202,7 +202,7 @@ class RunExecutor:
             raise BackendError("The model's answer ended before it was complete.")
 
         if self.turn.calls:
-            return await self._run_tool_calls(run, finish.usage)
+            return await self._run_tool_calls(run, request.messages, finish.usage)
         total = Usage(
             used.prompt_tokens + finish.usage.prompt_tokens,
             used.completion_tokens + finish.usage.completion_tokens,
@@ -431,9 +431,9 @@ class RunExecutor:
         """Whether the call is to the run's own file_search tool (the server runs it, not the client)."""
         return self.turn.searching and call.name == file_search.NAME
 
-    async def _run_tool_calls(self, run: Run, usage: Usage) -> bool:
-        """Run the turn's searches; then either wait for the client's function outputs (False), or go
-        on to the next turn, which reads the results (True)."""
+    async def _run_tool_calls(self, run: Run, chat: list[dict[str, Any]], usage: Usage) -> bool:
+        """Run the turn's searches (``chat``: what the model was given); then either wait for the
+        client's function outputs (False), or go on to the next turn, which reads the results (True)."""
         turn = self.turn
         assert turn.tool_step_id is not None
         functions = {tool.function.name for tool in run.tools if tool.type == "function"}
@@ -455,7 +455,7 @@ class RunExecutor:
                 )
                 continue
             assert options is not None
-            query = file_search.query_of(call.arguments)
+            query = file_search.query_of(call.arguments, chat)
             results = await file_search.run_search(
                 self.db, self.embeddings, self.project_id, run, query, options
             )

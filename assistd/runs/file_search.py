@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from assistd.backends.base import BackendError
+from assistd.backends.base import BackendError, message_text
 from assistd.backends.embeddings import EmbeddingBackend
 from assistd.ids import now
 from assistd.retrieval.search import search
@@ -98,16 +98,20 @@ def settings(run: Run) -> Settings | None:
     )
 
 
-def query_of(arguments: str) -> str:
-    """The query in the model's arguments; a model that sent plain text instead of JSON meant it as the
-    query."""
+def query_of(arguments: str, chat: Sequence[dict[str, Any]]) -> str:
+    """The query in the model's arguments. A model that sent plain text instead of JSON meant it as the
+    query; one that sent none (small models do) gets the user's last message searched."""
     try:
         parsed = json.loads(arguments)
     except json.JSONDecodeError:
-        return arguments.strip()
+        parsed = arguments
     if isinstance(parsed, dict):
-        return str(parsed.get("query") or "").strip()
-    return str(parsed).strip() if parsed is not None else ""
+        parsed = parsed.get("query")
+    query = str(parsed).strip() if parsed is not None else ""
+    if query:
+        return query
+    asked = next((message for message in reversed(chat) if message["role"] == "user"), None)
+    return message_text(asked.get("content")).strip() if asked is not None else ""
 
 
 async def vector_store_ids(conn: AsyncConnection, project_id: str, run: Run) -> list[str]:
