@@ -55,11 +55,12 @@ test-sdk1: $(VENV)/.dev $(SDK1_VENV)/.installed
 	ASSISTD_TEST_PG=off ASSISTD_TEST_SERVER_PYTHON=$(abspath $(BIN)/python) \
 		$(SDK1_VENV)/bin/python -m pytest -p no:cacheprovider
 
-# Both benchmarks side by side with their floors; several minutes (see BENCHMARKS.md).
+# The benchmarks, each side by side with its floor; several minutes each (see BENCHMARKS.md).
 bench: $(VENV)/.dev
 	$(BIN)/python bench/crud.py
 	$(BIN)/python bench/runs.py
 	$(BIN)/python bench/backends.py
+	$(BIN)/python bench/retrieval.py
 
 clean:
 	rm -rf $(VENV) $(SDK1_VENV) .mypy_cache .ruff_cache .pytest_cache

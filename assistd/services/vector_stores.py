@@ -142,6 +142,7 @@ class VectorStoreService:
                 self.scope.project_id,
                 [store_id],
                 embedded.vectors,
+                texts=queries,
                 limit=request.max_num_results,
                 score_threshold=(ranking.score_threshold or 0.0) if ranking else 0.0,
                 filters=request.filters.model_dump() if request.filters else None,

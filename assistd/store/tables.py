@@ -187,6 +187,9 @@ vector_stores = Table(
     Column("expires_after", JSON),
     Column("expires_at", BigInteger),
     Column("last_active_at", BigInteger),
+    # Not on the wire: goes up whenever chunks of the store are written (triggers of migration 0005), so
+    # that search can keep the store's vectors in memory and know when to read them again.
+    Column("chunk_version", BigInteger, nullable=False, server_default="0"),
     Index("ix_vector_stores_project_order", "project_id", "created_at", "seq"),
 )
 
@@ -224,7 +227,8 @@ vector_store_file_batches = Table(
 )
 
 # The searchable pieces of a vector store's files: text, where it sits in the extracted text, and its
-# embedding (float32, little-endian).
+# embedding (float32, little-endian). Their text has a full-text index that differs by database and is
+# not declared here (FTS5 tables on SQLite, a table of tsvectors on PostgreSQL): see migration 0005.
 vector_store_chunks = Table(
     "vector_store_chunks",
     metadata,
