@@ -149,9 +149,8 @@ def test_search_step_results_and_citation(sdk: openai.OpenAI, library: tuple[str
     assert [r.file_id for r in results][:1] == [ids["zorblax.pdf"]]
     assert results[0].file_name == "zorblax.pdf"
     assert set(r.file_id for r in results) <= set(ids.values())
-    scores = [r.score for r in results]
-    assert scores == sorted(scores, reverse=True)
-    assert all(0 <= s <= 1 for s in scores)
+    # Scores are cosine similarities; the order is the hybrid ranking's (docs/architecture.md).
+    assert all(0 <= r.score <= 1 for r in results)
     # Without include[], results carry no text (the raw JSON has no "content" key at all).
     raw = sdk.beta.threads.runs.steps.with_raw_response.retrieve(step.id, thread_id=thread_id, run_id=run_id)
     raw_call = raw.http_response.json()["step_details"]["tool_calls"][0]
@@ -433,6 +432,10 @@ def test_an_expired_store_fails_the_run_with_a_clear_error(server: Server, sdk: 
         file_ids=[file.id], expires_after={"anchor": "last_active_at", "days": 1}
     )
     assistant_id = searching_assistant(sdk, store.id)
+    # Indexing moves the expiry when it completes the file: it must be done before the expiry is moved.
+    with time_limit(WAIT, "indexing"):
+        while sdk.vector_stores.retrieve(store.id).file_counts.in_progress:
+            time.sleep(0.05)
     # A day cannot pass in a test: the store's expiry is moved into the past in the database itself.
     with closing(sqlite3.connect(server.data_dir / "assistd.db")) as db, db:
         db.execute("UPDATE vector_stores SET expires_at = ? WHERE id = ?", (int(time.time()) - 1, store.id))
