@@ -448,3 +448,25 @@ def test_an_expired_store_fails_the_run_with_a_clear_error(server: Server, sdk: 
     assert final.last_error is not None
     assert final.last_error.code == "invalid_prompt"
     assert final.last_error.message.startswith(f"Vector store {store.id} has expired.")
+
+
+@pytest.mark.backend("sqlite")
+def test_a_search_counts_as_activity_of_the_store(server: Server, sdk: openai.OpenAI) -> None:
+    file = sdk.files.create(file=RECIPE, purpose="assistants")
+    store = sdk.vector_stores.create(
+        file_ids=[file.id], expires_after={"anchor": "last_active_at", "days": 2}
+    )
+    with time_limit(WAIT, "indexing"):
+        while sdk.vector_stores.retrieve(store.id).file_counts.in_progress:
+            time.sleep(0.05)
+    an_hour_ago = int(time.time()) - 3600
+    with closing(sqlite3.connect(server.data_dir / "assistd.db")) as db, db:
+        db.execute("UPDATE vector_stores SET last_active_at = ? WHERE id = ?", (an_hour_ago, store.id))
+    assert sdk.vector_stores.retrieve(store.id).last_active_at == an_hour_ago
+
+    thread_id, run_id = ask(sdk, searching_assistant(sdk, store.id), "/search pancakes")
+    run = sdk.beta.threads.runs.retrieve(run_id, thread_id=thread_id)
+    searched = sdk.vector_stores.retrieve(store.id)
+    assert searched.last_active_at is not None
+    assert searched.last_active_at >= run.created_at
+    assert searched.expires_at == searched.last_active_at + 2 * 86400

@@ -20,13 +20,12 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 
 from assistd.backends.embeddings import EmbeddingBackend, pack_float32
-from assistd.ids import now
-from assistd.protocol.vector_stores import StoreExpiresAfter, store_expires_at
 from assistd.retrieval.chunking import Chunk, chunk_text
 from assistd.retrieval.extract import ExtractionError, extract_text
 from assistd.store import tables
 from assistd.store.blobs import BlobStore
 from assistd.store.database import Database
+from assistd.store.repositories import VectorStoreRepository
 
 logger = logging.getLogger("assistd.indexer")
 
@@ -171,7 +170,7 @@ class Indexer:
             )
             rows = [_chunk_row(job, piece, vector) for piece, vector in zip(pieces, vectors, strict=True)]
             await conn.execute(insert(chunks), rows)
-            await _touch(conn, job.vector_store_id)
+            await VectorStoreRepository(conn, job.project_id).touch(job.vector_store_id)
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
         async with self.database.write() as conn:
@@ -198,13 +197,3 @@ def _chunk_row(job: Job, piece: Chunk, vector: list[float]) -> dict[str, Any]:
         "tokens": piece.tokens,
         "embedding": pack_float32(vector),
     }
-
-
-async def _touch(conn: Any, store_id: str) -> None:
-    """The store was active now: its expiry (``expires_after`` counts from the last activity) moves."""
-    row = (await conn.execute(select(stores.c.expires_after).where(stores.c.id == store_id))).first()
-    clock = now()
-    values: dict[str, Any] = {"last_active_at": clock}
-    if row is not None and row.expires_after:
-        values["expires_at"] = store_expires_at(StoreExpiresAfter.model_validate(row.expires_after), clock)
-    await conn.execute(update(stores).where(stores.c.id == store_id).values(**values))

@@ -30,6 +30,7 @@ from assistd.ids import now
 from assistd.retrieval.search import search
 from assistd.store import tables
 from assistd.store.database import Database
+from assistd.store.repositories import VectorStoreRepository
 from assistd.types import Run, RunStep
 
 NAME = "file_search"
@@ -189,6 +190,11 @@ async def run_search(
             limit=options.max_num_results,
             score_threshold=options.score_threshold,
         )
+    async with database.write() as conn:
+        # Searching a store is activity: it moves the expiry of stores that count from the last one.
+        repository = VectorStoreRepository(conn, project_id)
+        for store_id in store_ids:
+            await repository.touch(store_id)
     return [
         {
             "file_id": hit.file_id,

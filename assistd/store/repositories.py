@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select, update
 
 from assistd.ids import now
+from assistd.protocol.vector_stores import StoreExpiresAfter, store_expires_at
 from assistd.store import tables
 from assistd.store.repository import Repository
 from assistd.types import (
@@ -225,6 +226,18 @@ class VectorStoreRepository(Repository[VectorStore]):
                 "status": status,
             }
         )
+
+    async def touch(self, store_id: str) -> None:
+        """The store was active now (a file indexed, a run searched it): its expiry, which
+        ``expires_after`` counts from the last activity, moves."""
+        stores = self.table
+        where = (stores.c.project_id == self.project_id, stores.c.id == store_id)
+        policy = await self.conn.scalar(select(stores.c.expires_after).where(*where))
+        clock = now()
+        values: dict[str, Any] = {"last_active_at": clock}
+        if policy:
+            values["expires_at"] = store_expires_at(StoreExpiresAfter.model_validate(policy), clock)
+        await self.conn.execute(update(stores).where(*where).values(**values))
 
 
 class VectorStoreFileRepository(Repository[VectorStoreFile]):
