@@ -9,12 +9,13 @@ from typing import BinaryIO
 from sqlalchemy import ColumnElement, delete, or_
 
 from assistd.errors import ContentTooLarge, NotFound
-from assistd.ids import Prefix, new_id, now
+from assistd.ids import now
 from assistd.protocol.files import FileCreate
 from assistd.protocol.pagination import Page, PageRequest
 from assistd.services.scope import Scope
 from assistd.store import tables
 from assistd.store.blobs import BlobStore, TooLarge
+from assistd.store.files import save_file
 from assistd.store.repositories import FileRepository
 from assistd.types import FileDeleted, FileObject
 
@@ -32,29 +33,21 @@ class FileService:
         self.max_bytes = max_bytes
 
     async def create(self, content: BinaryIO, filename: str, request: FileCreate) -> FileObject:
-        file_id = new_id(Prefix.FILE)
         try:
-            size = await self.blobs.save(file_id, content, limit=self.max_bytes)
+            return await save_file(
+                self.scope.database,
+                self.blobs,
+                self.scope.project_id,
+                content,
+                filename=filename,
+                purpose=request.purpose,
+                limit=self.max_bytes,
+                expires_after_seconds=request.expires_after.seconds if request.expires_after else None,
+            )
         except TooLarge:
             raise ContentTooLarge(
                 f"File too large: this server accepts files of at most {self.max_bytes} bytes.", param="file"
             ) from None
-        created_at = now()
-        row = {
-            "id": file_id,
-            "created_at": created_at,
-            "bytes": size,
-            "filename": filename,
-            "purpose": request.purpose,
-            "status": "processed",
-            "expires_at": created_at + request.expires_after.seconds if request.expires_after else None,
-        }
-        try:
-            async with self.scope.database.write() as conn:
-                return await FileRepository(conn, self.scope.project_id).insert(row)
-        except BaseException:
-            await self.blobs.delete(file_id)  # no content without its row
-            raise
 
     async def list(self, page: PageRequest, purpose: str | None) -> Page[FileObject]:
         where = [_not_expired()]
