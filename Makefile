@@ -6,7 +6,7 @@ SDK1_VENV := .venv-sdk1
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: serve test check lint typecheck pytest test-sdk1 bench clean
+.PHONY: serve test check lint typecheck pytest test-sdk1 bench clean bubblewrap
 
 # --- environments -------------------------------------------------------------------------------
 
@@ -27,9 +27,24 @@ $(SDK1_VENV)/.installed: requirements/sdk1.txt
 	$(SDK1_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/sdk1.txt
 	touch $@
 
+# code_interpreter runs code in bubblewrap (docs/code-interpreter.md): installed if missing and this is
+# root with apt-get; otherwise a note, and the server refuses the tool until it is there.
+bubblewrap:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing bubblewrap (bwrap) for code_interpreter"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get install -y -qq bubblewrap >/dev/null \
+				|| { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } \
+				|| echo "Note: could not install bubblewrap; code_interpreter will be unavailable."; \
+		else \
+			echo "Note: bwrap (package bubblewrap) is not installed; code_interpreter will be unavailable."; \
+		fi; \
+	}
+
 # --- the two commands ---------------------------------------------------------------------------
 
-serve: $(VENV)/.runtime
+serve: $(VENV)/.runtime bubblewrap
 	$(BIN)/assistd serve
 
 # The whole suite: lint, types, the tests with the current SDK, then again with the last 1.x SDK.
@@ -46,7 +61,7 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.dev
+pytest: $(VENV)/.dev bubblewrap
 	$(BIN)/python -m pytest
 
 # The old SDK line drives servers on SQLite only: the store is the server's side, which the first run

@@ -99,6 +99,65 @@ class Settings(BaseSettings):
     )
     auto_migrate: bool = Field(default=True, description="Apply database migrations at start.")
     db_pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
+    # code_interpreter: one sandboxed Python kernel per thread (docs/code-interpreter.md).
+    code_python: Path | None = Field(
+        default=None,
+        description="The Python the code_interpreter kernels run (it needs ipykernel); its installation "
+        "is mounted read-only in the sandbox. Unset: the server's own interpreter.",
+    )
+    code_wall_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="Wall-clock time one code_interpreter call may take; then it is interrupted, and its "
+        "kernel restarted if it does not stop.",
+    )
+    code_cpu_seconds: int = Field(
+        default=600, ge=1, description="CPU seconds each process of a kernel may use in its lifetime."
+    )
+    code_memory_bytes: int = Field(
+        default=2 * 1024 * 1024 * 1024,
+        ge=64 * 1024 * 1024,
+        description="Address space each process of a kernel may map (RLIMIT_AS).",
+    )
+    code_processes: int = Field(
+        default=64, ge=16, description="Processes and threads a kernel may run at once, itself included."
+    )
+    code_max_file_bytes: int = Field(
+        default=256 * 1024 * 1024, ge=1024, description="Largest file code may write (RLIMIT_FSIZE)."
+    )
+    code_max_output_file_bytes: int = Field(
+        default=64 * 1024 * 1024,
+        ge=1,
+        description="Files in /mnt/data larger than this are not returned from a call (the logs say so).",
+    )
+    code_max_output_files: int = Field(
+        default=20, ge=0, description="Files returned from one call at most (the logs name the rest)."
+    )
+    code_max_log_chars: int = Field(
+        default=100_000,
+        ge=1000,
+        description="Longest log text of one call; the middle of longer output is cut.",
+    )
+    code_idle_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="A session unused for this long ends: its kernel is stopped and its files deleted.",
+    )
+    code_max_kernels: int = Field(
+        default=8,
+        ge=1,
+        description="Kernels alive at once; starting another stops the least recently used idle one.",
+    )
+    code_sandbox_uid: int = Field(
+        default=65534,
+        ge=1,
+        description="The host user id (and group id) kernels run as when assistd runs as root.",
+    )
+    code_unsafe_no_sandbox: bool = Field(
+        default=False,
+        description="UNSAFE: run code_interpreter kernels without bubblewrap, as the server's own user "
+        "with full access to its files and network. Only for a trusted single user.",
+    )
 
     @field_validator("data_dir")
     @classmethod
