@@ -32,6 +32,7 @@ from assistd.runs.events import EventBus
 from assistd.runs.executor import Engine
 from assistd.runs.runtime import Runtime
 from assistd.runs.worker import Worker
+from assistd.sandbox import CodeSandbox
 from assistd.store import migrate
 from assistd.store.blobs import LocalBlobStore
 from assistd.store.database import Database
@@ -52,7 +53,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         database = Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
         if settings.auto_migrate:
             await migrate.upgrade(database)
-        engine = Engine(database=database, bus=EventBus(), models=router, embeddings=embedder)
+        blobs = LocalBlobStore(settings.data_dir / "files")
+        # Kernels start on a run's first code_interpreter call; the sandbox says then if it cannot.
+        sandbox = CodeSandbox(settings)
+        engine = Engine(
+            database=database,
+            bus=EventBus(),
+            models=router,
+            embeddings=embedder,
+            blobs=blobs,
+            sandbox=sandbox,
+            max_file_bytes=settings.max_file_bytes,
+        )
         worker = Worker(
             engine,
             concurrency=settings.worker_concurrency,
@@ -65,18 +77,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 "Set ASSISTD_API_KEYS before exposing this server to anyone."
             )
         app.state.database = database
-        app.state.blobs = blobs = LocalBlobStore(settings.data_dir / "files")
+        app.state.blobs = blobs
         app.state.indexer = indexer = Indexer(database, blobs, embedder)
         app.state.models = router
         app.state.embeddings = embedder
         app.state.runtime = Runtime(engine=engine, worker=worker, run_ttl_seconds=settings.run_ttl_seconds)
         worker.start()
         await indexer.start()
+        await sandbox.start()
         try:
             yield
         finally:
             await indexer.stop()
             await worker.stop()
+            await sandbox.close()
             await router.aclose()
             await embedder.aclose()
             await database.close()

@@ -13,7 +13,7 @@ from assistd.api.streaming import event_stream
 from assistd.errors import InvalidRequest
 from assistd.protocol.pagination import Page
 from assistd.protocol.runs import RunCreate, RunModify, SubmitToolOutputs, ThreadAndRunCreate
-from assistd.runs import file_search
+from assistd.runs import file_search, step_view
 from assistd.services.runs import RunStart
 from assistd.types import Run, RunStep
 
@@ -94,7 +94,7 @@ async def list_run_steps(
 ) -> Response:
     detailed = _includes_content(include)
     steps = await service.list_steps(thread_id, run_id, page)
-    shown = [file_search.wire_step(step, include_content=detailed) for step in steps.data]
+    shown = [step_view.wire_step(step, include_content=detailed) for step in steps.data]
     return json_response(steps.model_copy(update={"data": shown}))
 
 
@@ -104,4 +104,4 @@ async def retrieve_run_step(
 ) -> Response:
     detailed = _includes_content(include)
     step = await service.get_step(thread_id, run_id, step_id)
-    return json_response(file_search.wire_step(step, include_content=detailed))
+    return json_response(step_view.wire_step(step, include_content=detailed))

@@ -7,6 +7,9 @@ The last user message drives it, line by line:
 * ``/search QUERY``: call the run's file_search tool with QUERY (as does a ``tool_choice`` that forces
   file_search, with the whole message as the query). Its reply, once it has the results, quotes the
   top result and cites it with the result's marker.
+* ``/code`` followed by a fenced code block: call the run's code_interpreter tool with exactly that
+  code. Its reply, once the code ran, is the last line the code printed, then a word on each image
+  and a ``sandbox:`` link to each file it wrote.
 * ``/fail [CODE] [message]``: the model call fails (CODE: server_error, rate_limit_exceeded,
   invalid_prompt).
 * ``/sleep SECONDS``: wait that long first (cancellable), then go on with the other lines.
@@ -41,6 +44,11 @@ _TOKEN = re.compile(r"\s*(?:\w+|[^\w\s])")
 _CALL = re.compile(r"^/call\s+([A-Za-z0-9_-]+)\s*(.*)$")
 _SEARCH = re.compile(r"^/search\s+(.+)$")
 SEARCH_TOOL = "file_search"
+CODE_TOOL = "code_interpreter"
+_CODE = re.compile(r"^/code[ \t]*\n```[\w+-]*[ \t]*\n(.*?)\n?```[ \t]*$", re.DOTALL | re.MULTILINE)
+# What code_interpreter shows the model beside the logs (runs/code_interpreter.py).
+_CODE_IMAGES = re.compile(r"^\[\d+ images? shown to the user\]$")
+_CODE_FILE = re.compile(r"^\[file written: (sandbox:\S+)\]$")
 # A search result as file_search shows it to the model: its marker, then its text.
 _RESULT = re.compile(r"^(【\d+:\d+†[^】\n]*】)\n(.*?)(?=\n\n【|\Z)", re.DOTALL | re.MULTILINE)
 QUOTE_CHARS = 200
@@ -107,6 +115,9 @@ async def _script(message: str) -> tuple[str, list[tuple[str, str]]]:
     """The text said beside the calls, and the calls a user message asks for; sleeps and fails first."""
     said: list[str] = []
     calls: list[tuple[str, str]] = []
+    for block in _CODE.finditer(message):
+        calls.append((CODE_TOOL, json.dumps({"code": block.group(1)}, ensure_ascii=False)))
+    message = _CODE.sub("", message)
     for line in message.splitlines():
         stripped = line.strip()
         if stripped.startswith("/sleep"):
@@ -145,11 +156,11 @@ def _apply_tool_choice(request: ChatRequest, calls: list[tuple[str, str]]) -> li
         return []
     if isinstance(choice, dict):
         forced = choice["function"]["name"]
-        default = (
-            json.dumps({"query": message_text(request.messages[-1].get("content"))}, ensure_ascii=False)
-            if forced == SEARCH_TOOL and request.messages
-            else "{}"
-        )
+        asked = message_text(request.messages[-1].get("content")) if request.messages else ""
+        default = {
+            SEARCH_TOOL: json.dumps({"query": asked}, ensure_ascii=False),
+            CODE_TOOL: json.dumps({"code": asked}, ensure_ascii=False),
+        }.get(forced, "{}")
         arguments = next((args for name, args in calls if name == forced), default)
         return [(forced, arguments)]
     calls = [(name, args) for name, args in calls if name in names]
@@ -170,7 +181,12 @@ def _tool_results_reply(messages: list[dict[str, Any]]) -> str:
         if message["role"] != "tool":
             break
         name, output = names.get(message["tool_call_id"], "tool"), message_text(message["content"])
-        results.append(_quote(output) if name == SEARCH_TOOL else f"{name} returned {output}")
+        if name == SEARCH_TOOL:
+            results.append(_quote(output))
+        elif name == CODE_TOOL:
+            results.append(_code_reply(output))
+        else:
+            results.append(f"{name} returned {output}")
     return "\n".join(reversed(results))
 
 
@@ -182,3 +198,22 @@ def _quote(search_output: str) -> str:
     marker, text = top.group(1), " ".join(top.group(2).split())
     quoted = text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
     return f'The files say: "{quoted}" {marker}'
+
+
+def _code_reply(output: str) -> str:
+    """The reply to code that ran: its last printed line, a word on its images, links to its files."""
+    logs: list[str] = []
+    images = False
+    links: list[str] = []
+    for line in output.splitlines():
+        if _CODE_IMAGES.match(line):
+            images = True
+        elif found := _CODE_FILE.match(line):
+            links.append(found.group(1))
+        elif line.strip() and line != "(no output)":
+            logs.append(line.strip())
+    reply = [logs[-1] if logs else "The code ran without output."]
+    if images:
+        reply.append("The image is shown above.")
+    reply += [f"Download it: {link}" for link in links]
+    return "\n".join(reply)

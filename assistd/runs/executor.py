@@ -29,12 +29,15 @@ from assistd.backends.base import (
 from assistd.backends.embeddings import EmbeddingBackend
 from assistd.backends.routing import ModelNotFound, ModelRouter, Target
 from assistd.ids import Prefix, new_id, now
-from assistd.runs import file_search, states
-from assistd.runs.citations import Citations
+from assistd.runs import code_interpreter, file_search, states, step_view
+from assistd.runs.annotations import Annotations
 from assistd.runs.events import EventBus
 from assistd.runs.lifecycle import finish_run
 from assistd.runs.prompt import Prompt, build_prompt
+from assistd.runs.streamed_json import StreamedField
+from assistd.sandbox import CodeSandbox
 from assistd.services.messages import text_part
+from assistd.store.blobs import BlobStore
 from assistd.store.database import Database
 from assistd.store.queue import Claim
 from assistd.store.repositories import MessageRepository, RunStepRepository
@@ -43,9 +46,9 @@ from assistd.types import Message, Run, RunStep
 logger = logging.getLogger("assistd.runs")
 
 FLUSH_SECONDS = 0.5
-# Turns in a row that only searched: after these the model must answer with what it found, so a model
-# that keeps searching cannot spin until the run expires.
-MAX_SEARCH_TURNS = 4
+# Turns in a row that only used the server's tools (searched, ran code): after these the model must
+# answer with what it has, so a model that keeps calling them cannot spin until the run expires.
+MAX_TOOL_TURNS = 8
 INTERRUPTED = {
     "code": "server_error",
     "message": "The run was interrupted: the worker executing it stopped. Create a new run to retry.",
@@ -59,27 +62,34 @@ INTERNAL = {"code": "server_error", "message": "The server had an error while pr
 
 @dataclass
 class Engine:
-    """What executors need from the process: storage, events, models, and embeddings for file_search."""
+    """What executors need from the process: storage, events, models, and the server's tools
+    (embeddings for file_search, the sandbox and file storage for code_interpreter)."""
 
     database: Database
     bus: EventBus
     models: ModelRouter
     embeddings: EmbeddingBackend
+    blobs: BlobStore
+    sandbox: CodeSandbox | None  # None: code_interpreter is not offered by this process
+    max_file_bytes: int  # the largest file code_interpreter may hand back
 
 
 @dataclass
 class _ToolCall:
+    index: int
     id: str = ""
     name: str = ""
     arguments: str = ""
+    code: StreamedField = field(default_factory=lambda: StreamedField("code"))
 
 
 @dataclass
 class _Turn:
     """What the current model call has produced so far."""
 
-    citations: Citations = field(default_factory=lambda: Citations([]))
-    searching: bool = False  # whether the model was offered file_search this turn
+    annotations: Annotations = field(default_factory=lambda: Annotations([], {}))
+    offered: frozenset[str] = frozenset()  # the server's tools offered to the model this turn
+    images: list[str] = field(default_factory=list)  # image files the turn's message shows first
     message_step_id: str | None = None
     message_id: str | None = None
     text: str = ""
@@ -97,6 +107,7 @@ class RunExecutor:
         self.bus = engine.bus
         self.models = engine.models
         self.embeddings = engine.embeddings
+        self.engine = engine
         self.claim = claim
         self.started = started
         self.project_id = claim.project_id
@@ -168,28 +179,48 @@ class RunExecutor:
             target = self.models.resolve(run.model)
         except ModelNotFound as missing:
             raise BackendError(f"The model '{missing.name}' does not exist.", "invalid_prompt") from None
-        search_turns = 0
+        await self._check_sandbox(run)
+        tool_turns = 0
         while True:
             async with self.db.read() as conn:
                 prompt = await build_prompt(conn, run, self.project_id)
-            offer_search = search_turns < MAX_SEARCH_TURNS
-            if not await self._turn_goes_on(run, target, prompt, offer_search=offer_search):
+            if not await self._turn_goes_on(run, target, prompt, offer_tools=tool_turns < MAX_TOOL_TURNS):
                 return
-            search_turns += 1
+            tool_turns += 1
 
-    async def _turn_goes_on(self, run: Run, target: Target, prompt: Prompt, *, offer_search: bool) -> bool:
-        """One model call and what follows from it; whether the run needs another turn (the model
-        searched, and reads the results next)."""
+    async def _check_sandbox(self, run: Run) -> None:
+        """A run with code_interpreter fails at once where code cannot run, saying why."""
+        if not any(tool.type == code_interpreter.NAME for tool in run.tools):
+            return
+        sandbox = self.engine.sandbox
+        reason = "it is turned off" if sandbox is None else await sandbox.available()
+        if reason is not None:
+            raise BackendError(f"code_interpreter is unavailable on this server: {reason}")
+
+    async def _turn_goes_on(self, run: Run, target: Target, prompt: Prompt, *, offer_tools: bool) -> bool:
+        """One model call and what follows from it; whether the run needs another turn (the model used
+        the server's tools, and reads their results next)."""
         used = prompt.earlier_usage
-        searching = offer_search and file_search.settings(run) is not None
-        request = self._request(run, prompt, target, searching=searching)
+        offered = frozenset(
+            name
+            for name, available in (
+                (file_search.NAME, file_search.settings(run) is not None),
+                (code_interpreter.NAME, any(tool.type == code_interpreter.NAME for tool in run.tools)),
+            )
+            if available and offer_tools
+        )
+        request = self._request(run, prompt, target, offered)
         if isinstance(request, str):
             async with self.db.write() as conn:
                 ended = await self._end(conn, used, incomplete=request)
             self._publish_end(ended)
             return False
 
-        self.turn = _Turn(citations=Citations(prompt.searches), searching=searching)
+        self.turn = _Turn(
+            annotations=Annotations(prompt.searches, code_interpreter.written_files(prompt.code_calls)),
+            offered=offered,
+            images=[i for i in code_interpreter.images(prompt.code_calls) if i not in prompt.shown_images],
+        )
         finish: Finish | None = None
         async for chunk in target.backend.stream(request):
             if isinstance(chunk, TextDelta):
@@ -218,13 +249,19 @@ class RunExecutor:
         self._publish_end(ended)
         return False
 
-    def _request(self, run: Run, prompt: Prompt, target: Target, *, searching: bool) -> ChatRequest | str:
-        """This turn's model call, or the reason the run ends incomplete before it."""
+    def _request(
+        self, run: Run, prompt: Prompt, target: Target, offered: frozenset[str]
+    ) -> ChatRequest | str:
+        """This turn's model call (``offered``: the server's tools it may call), or the reason the run
+        ends incomplete before it."""
         chat, used = prompt.messages, prompt.earlier_usage
         tools = [tool.model_dump(exclude_none=True) for tool in run.tools if tool.type == "function"]
-        if searching:
-            tools.append(file_search.FUNCTION)
-        tool_choice = _tool_choice(run, chat, searched=bool(prompt.searches) or not searching)
+        tools += [_FUNCTIONS[name] for name in sorted(offered)]
+        # A server tool counts as done once the run has used it, or when it is not offered any more.
+        done = set(step_view.SERVER_TOOLS) - offered
+        done |= {file_search.NAME} if prompt.searches else set()
+        done |= {code_interpreter.NAME} if prompt.code_calls else set()
+        tool_choice = _tool_choice(run, chat, done=done)
         if run.max_prompt_tokens is not None:
             fitted = _fit(chat, target.backend, run.max_prompt_tokens, auto=_auto_truncation(run))
             if fitted is None:
@@ -314,28 +351,38 @@ class RunExecutor:
         self.bus.publish(run.id, "thread.run.step.in_progress", step)
         self.bus.publish(run.id, "thread.message.created", message)
         self.bus.publish(run.id, "thread.message.in_progress", message)
+        if self.turn.images:
+            # The figures the run's code showed come first in the message, as in OpenAI's.
+            parts = [{"index": index} | part for index, part in enumerate(self._image_parts())]
+            self._publish_message_delta(parts)
 
     async def _on_text(self, run: Run, piece: str) -> None:
         if self.turn.message_id is None:
             await self._open_message(run)
         turn = self.turn
         turn.text += piece
-        annotations = turn.citations.deltas(turn.citations.scan(turn.text))
-        self.bus.publish(
-            run.id,
-            "thread.message.delta",
-            {
-                "id": turn.message_id,
-                "object": "thread.message.delta",
-                "delta": {
-                    "content": [
-                        {"index": 0, "type": "text", "text": {"value": piece, "annotations": annotations}}
-                    ]
-                },
-            },
-        )
+        self._publish_text_delta(piece, turn.annotations.scan(turn.text))
         if time.monotonic() - self.turn.flushed_at >= FLUSH_SECONDS:
             await self._flush()
+
+    def _publish_text_delta(self, piece: str, found: list[dict[str, Any]]) -> None:
+        annotations = self.turn.annotations.deltas(found)
+        text = {"value": piece, "annotations": annotations}
+        self._publish_message_delta([{"index": len(self.turn.images), "type": "text", "text": text}])
+
+    def _publish_message_delta(self, parts: list[dict[str, Any]]) -> None:
+        self.bus.publish(
+            self.run_id,
+            "thread.message.delta",
+            {"id": self.turn.message_id, "object": "thread.message.delta", "delta": {"content": parts}},
+        )
+
+    def _image_parts(self) -> list[dict[str, Any]]:
+        return [{"type": "image_file", "image_file": {"file_id": file_id}} for file_id in self.turn.images]
+
+    def _content(self) -> list[dict[str, Any]]:
+        """The open message's content so far: the run's figures, then the text with its annotations."""
+        return [*self._image_parts(), text_part(self.turn.text, self.turn.annotations.annotations)]
 
     async def _flush(self) -> None:
         """Write the text streamed so far to the open message."""
@@ -344,7 +391,7 @@ class RunExecutor:
             return
         async with self.db.write() as conn:
             await MessageRepository(conn, self.project_id).update(
-                turn.message_id, {"content": [text_part(turn.text, turn.citations.annotations)]}
+                turn.message_id, {"content": self._content()}
             )
         turn.flushed_text, turn.flushed_at = turn.text, time.monotonic()
 
@@ -356,7 +403,10 @@ class RunExecutor:
         assert turn.message_id is not None
         assert turn.message_step_id is not None
         clock = now()
-        message_fields: dict[str, Any] = {"content": [text_part(turn.text, turn.citations.annotations)]}
+        # The text is complete: a link at its very end is complete too.
+        if found := turn.annotations.scan(turn.text, final=True):
+            self._publish_text_delta("", found)
+        message_fields: dict[str, Any] = {"content": self._content()}
         if incomplete:
             message_fields |= {
                 "status": "incomplete",
@@ -398,25 +448,34 @@ class RunExecutor:
             self.bus.publish(run.id, "thread.run.step.created", step)
             self.bus.publish(run.id, "thread.run.step.in_progress", step)
 
-        call = turn.calls.setdefault(delta.index, _ToolCall())
-        fragment: dict[str, Any] = {"index": delta.index}
+        call = turn.calls.setdefault(delta.index, _ToolCall(delta.index))
         call.arguments += delta.arguments
-        if delta.id and not call.id:
-            call.id, call.name = delta.id, delta.name or ""
-            if self._searches(call):
-                # Clients see a search start; its query is the model's own, its results come with the
-                # completed step.
-                fragment |= {"type": file_search.NAME, "id": call.id, file_search.NAME: {}}
+        opening = bool(delta.id and not call.id)
+        if opening:
+            call.id, call.name = delta.id or "", delta.name or ""
+        kind = self._kind(call)
+        fragment: dict[str, Any] = {"index": delta.index, "type": kind}
+        if kind == file_search.NAME:
+            # Clients see a search start; its query is the model's own, its results come with the
+            # completed step.
+            if not opening:
+                return
+            fragment |= {"id": call.id, file_search.NAME: {}}
+        elif kind == code_interpreter.NAME:
+            code = call.code.feed(call.arguments)  # the code grows as the model writes it
+            if opening:
+                fragment |= {"id": call.id, code_interpreter.NAME: {"input": code, "outputs": []}}
+            elif code:
+                fragment[code_interpreter.NAME] = {"input": code}
             else:
-                fragment |= {
-                    "type": "function",
-                    "id": call.id,
-                    "function": {"name": call.name, "arguments": delta.arguments, "output": None},
-                }
-        elif self._searches(call):
-            return
+                return
+        elif opening:
+            fragment |= {
+                "id": call.id,
+                "function": {"name": call.name, "arguments": delta.arguments, "output": None},
+            }
         else:
-            fragment |= {"type": "function", "function": {"arguments": delta.arguments}}
+            fragment["function"] = {"arguments": delta.arguments}
         self.bus.publish(
             run.id,
             "thread.run.step.delta",
@@ -427,39 +486,24 @@ class RunExecutor:
             },
         )
 
-    def _searches(self, call: _ToolCall) -> bool:
-        """Whether the call is to the run's own file_search tool (the server runs it, not the client)."""
-        return self.turn.searching and call.name == file_search.NAME
+    def _kind(self, call: _ToolCall) -> str:
+        """The call's tool: one of the server's offered this turn (which the server runs), or a
+        function (which the client runs)."""
+        return call.name if call.name in self.turn.offered else "function"
 
     async def _run_tool_calls(self, run: Run, chat: list[dict[str, Any]], usage: Usage) -> bool:
-        """Run the turn's searches (``chat``: what the model was given); then either wait for the
-        client's function outputs (False), or go on to the next turn, which reads the results (True)."""
+        """Run the turn's calls to the server's tools (``chat``: what the model was given); then either
+        wait for the client's function outputs (False), or go on to the next turn, which reads the
+        results (True)."""
         turn = self.turn
         assert turn.tool_step_id is not None
         functions = {tool.function.name for tool in run.tools if tool.type == "function"}
         calls = [turn.calls[index] for index in sorted(turn.calls)]
-        for_client = [call for call in calls if not self._searches(call)]
+        for_client = [call for call in calls if self._kind(call) == "function"]
         unknown = [call.name for call in for_client if call.name not in functions]
         if unknown:
             raise BackendError(f"The model called {unknown[0]!r}, which is not a function of this run.")
-        options = file_search.settings(run)
-        details: list[dict[str, Any]] = []
-        for call in calls:
-            if call in for_client:
-                details.append(
-                    {
-                        "id": call.id,
-                        "type": "function",
-                        "function": {"name": call.name, "arguments": call.arguments, "output": None},
-                    }
-                )
-                continue
-            assert options is not None
-            query = file_search.query_of(call.arguments, chat)
-            results = await file_search.run_search(
-                self.db, self.embeddings, self.project_id, run, query, options
-            )
-            details.append(file_search.call_details(call.id, query, options, results))
+        details = [await self._run_call(run, chat, call) for call in calls]
         step_details = {"type": "tool_calls", "tool_calls": details}
 
         if not for_client:
@@ -510,13 +554,57 @@ class RunExecutor:
             self.bus.publish(self.run_id, "thread.run.requires_action", paused)
         return False
 
+    async def _run_call(self, run: Run, chat: list[dict[str, Any]], call: _ToolCall) -> dict[str, Any]:
+        """One call of the turn, as its step stores it: a function's waits for its output; the
+        server's tools run now."""
+        kind = self._kind(call)
+        if kind == "function":
+            return {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments, "output": None},
+            }
+        if kind == file_search.NAME:
+            options = file_search.settings(run)
+            assert options is not None  # offered only to runs with the tool
+            query = file_search.query_of(call.arguments, chat)
+            results = await file_search.run_search(
+                self.db, self.embeddings, self.project_id, run, query, options
+            )
+            return file_search.call_details(call.id, query, options, results)
+        sandbox = self.engine.sandbox
+        assert sandbox is not None  # a run with code_interpreter fails at its start without one
+        outcome = await code_interpreter.run_code(
+            sandbox,
+            self.db,
+            self.engine.blobs,
+            self.project_id,
+            run,
+            call.id,
+            code_interpreter.code_of(call.arguments),
+            max_file_bytes=self.engine.max_file_bytes,
+        )
+        if outcome.outputs:
+            outputs = [{"index": index} | output for index, output in enumerate(outcome.outputs)]
+            fragment = {"index": call.index, "type": kind, kind: {"outputs": outputs}}
+            self.bus.publish(
+                self.run_id,
+                "thread.run.step.delta",
+                {
+                    "id": self.turn.tool_step_id,
+                    "object": "thread.run.step.delta",
+                    "delta": {"step_details": {"type": "tool_calls", "tool_calls": [fragment]}},
+                },
+            )
+        return outcome.details
+
     def _publish_step(self, event: str, step: RunStep) -> None:
         """A step event: file_search results' text only for streams that asked for it."""
         self.bus.publish(
             self.run_id,
             event,
-            file_search.wire_step(step, include_content=False),
-            detailed=file_search.wire_step(step, include_content=True),
+            step_view.wire_step(step, include_content=False),
+            detailed=step_view.wire_step(step, include_content=True),
         )
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -541,20 +629,21 @@ class RunExecutor:
         }
 
 
-def _tool_choice(run: Run, chat: list[dict[str, Any]], *, searched: bool) -> str | dict[str, Any]:
-    """The turn's tool_choice for the model. A forced choice ("required", a named function, file_search)
-    asks for calls before the model answers the user: once this run's calls have their results (tool
-    messages come only from the run's own steps), the model is free to answer, or a run could only ever
-    loop. ``searched``: whether the run has searched already (or cannot search any more)."""
+_FUNCTIONS = {file_search.NAME: file_search.FUNCTION, code_interpreter.NAME: code_interpreter.FUNCTION}
+
+
+def _tool_choice(run: Run, chat: list[dict[str, Any]], *, done: set[str]) -> str | dict[str, Any]:
+    """The turn's tool_choice for the model. A forced choice ("required", a named function, a server
+    tool) asks for calls before the model answers the user: once this run's calls have their results
+    (tool messages come only from the run's own steps), the model is free to answer, or a run could only
+    ever loop. ``done``: the server tools the run has used (or may not use any more)."""
     choice = run.tool_choice
     answered = any(message["role"] == "tool" for message in chat)
     if choice is None or isinstance(choice, str):
         return "auto" if choice is None or (answered and choice == "required") else choice
-    if choice.type == "file_search":
-        return "auto" if searched else {"type": "function", "function": {"name": file_search.NAME}}
     if choice.type == "function":
         return "auto" if answered else choice.model_dump(exclude_none=True)
-    raise BackendError(f"The {choice.type} tool is not available on this server yet.")
+    return "auto" if choice.type in done else {"type": "function", "function": {"name": choice.type}}
 
 
 def _auto_truncation(run: Run) -> bool:

@@ -9,7 +9,7 @@ its marker into the answer; ``runs.citations`` turns those markers into ``file_c
 
 A step keeps, beside the wire fields, what the wire does not show: the model's query (so a later turn
 can show the model its own call again) and each result's text (which clients see only with
-``include[]=step_details.tool_calls[*].file_search.results[*].content``). ``wire_step`` removes them.
+``include[]=step_details.tool_calls[*].file_search.results[*].content``); ``runs.step_view`` trims them.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from assistd.retrieval.search import search
 from assistd.store import tables
 from assistd.store.database import Database
 from assistd.store.repositories import VectorStoreRepository
-from assistd.types import Run, RunStep
+from assistd.types import Run
 
 NAME = "file_search"
 INCLUDE_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
@@ -230,31 +230,3 @@ def model_output(search_number: int, results: Sequence[dict[str, Any]]) -> str:
         text = "\n".join(part["text"] for part in result.get("content") or [])
         blocks.append(f"{marker(search_number, number, result['file_name'])}\n{text}")
     return "\n\n".join(blocks)
-
-
-def searches(step_details: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The file_search calls of a run's steps, in order: call N of this list is search N of markers."""
-    return [
-        call
-        for details in step_details
-        if details.get("type") == "tool_calls"
-        for call in details["tool_calls"]
-        if call["type"] == NAME
-    ]
-
-
-def wire_step(step: RunStep, *, include_content: bool) -> RunStep:
-    """The step as clients see it: without the stored query, and without the results' text unless the
-    client asked for it with ``include[]``."""
-    details = step.step_details
-    if details.type != "tool_calls" or not any(call.type == NAME for call in details.tool_calls):
-        return step
-    dumped = step.model_dump(exclude_unset=True)
-    for call in dumped["step_details"]["tool_calls"]:
-        if call["type"] != NAME:
-            continue
-        call[NAME].pop(QUERY_KEY, None)
-        if not include_content:
-            for result in call[NAME].get("results") or []:
-                result.pop("content", None)
-    return RunStep.model_validate(dumped)

@@ -11,7 +11,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.backends.base import Usage
-from assistd.runs import file_search
+from assistd.runs import code_interpreter, file_search, step_view
 from assistd.store import tables
 from assistd.types import Run
 
@@ -35,6 +35,8 @@ class Prompt:
     messages: list[dict[str, Any]]
     earlier_usage: Usage  # the tokens of the run's earlier turns (before tool outputs were submitted)
     searches: list[dict[str, Any]]  # the run's file_search calls so far, in order (as steps store them)
+    code_calls: list[dict[str, Any]]  # its code_interpreter calls so far, in order
+    shown_images: set[str]  # the image files its messages already show
 
 
 async def build_prompt(conn: AsyncConnection, run: Run, project_id: str) -> Prompt:
@@ -64,25 +66,37 @@ async def build_prompt(conn: AsyncConnection, run: Run, project_id: str) -> Prom
         )
     )
     completed = [row.step_details for row in step_rows if row.status == "completed"]
-    chat += await _own_turns(conn, completed)
+    own, shown_images = await _own_turns(conn, completed)
+    chat += own
     usages = [row.usage for row in step_rows if row.usage]
     earlier = Usage(
         sum(usage["prompt_tokens"] for usage in usages),
         sum(usage["completion_tokens"] for usage in usages),
     )
-    return Prompt(chat, earlier, file_search.searches(completed))
+    return Prompt(
+        chat,
+        earlier,
+        searches=step_view.calls_of(completed, file_search.NAME),
+        code_calls=step_view.calls_of(completed, code_interpreter.NAME),
+        shown_images=shown_images,
+    )
 
 
-async def _own_turns(conn: AsyncConnection, details: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The run's earlier turns, from its completed steps: its messages and its tool calls (functions
-    and file searches) with their outputs."""
+async def _own_turns(
+    conn: AsyncConnection, details: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """The run's earlier turns, from its completed steps: its messages and its tool calls (functions,
+    file searches, code) with their outputs; and the image files its messages show."""
     message_ids = [d["message_creation"]["message_id"] for d in details if d["type"] == "message_creation"]
     texts: dict[str, Any] = {}
+    shown_images: set[str] = set()
     if message_ids:
         found = await conn.execute(
             select(messages.c.id, messages.c.content).where(messages.c.id.in_(message_ids))
         )
-        texts = {row.id: _content(row.content) for row in found}
+        for row in found:
+            texts[row.id] = _content(row.content)
+            shown_images |= {p["image_file"]["file_id"] for p in row.content if p["type"] == "image_file"}
 
     chat: list[dict[str, Any]] = []
     search_number = 0  # file_search calls are numbered across the run, as their markers are
@@ -92,7 +106,9 @@ async def _own_turns(conn: AsyncConnection, details: list[dict[str, Any]]) -> li
                 {"role": "assistant", "content": texts.get(detail["message_creation"]["message_id"], "")}
             )
             continue
-        calls = [call for call in detail["tool_calls"] if call["type"] in ("function", file_search.NAME)]
+        calls = [
+            call for call in detail["tool_calls"] if call["type"] in ("function", *step_view.SERVER_TOOLS)
+        ]
         if not calls:
             continue
         requests: list[dict[str, Any]] = []
@@ -101,6 +117,11 @@ async def _own_turns(conn: AsyncConnection, details: list[dict[str, Any]]) -> li
             if call["type"] == "function":
                 function = call["function"]
                 name, arguments, output = function["name"], function["arguments"], function["output"] or ""
+            elif call["type"] == code_interpreter.NAME:
+                name = code_interpreter.NAME
+                ran = call[code_interpreter.NAME]
+                arguments = json.dumps({"code": ran["input"]}, ensure_ascii=False)
+                output = code_interpreter.model_output(ran)
             else:
                 found = call[file_search.NAME]
                 name = file_search.NAME
@@ -113,4 +134,4 @@ async def _own_turns(conn: AsyncConnection, details: list[dict[str, Any]]) -> li
             outputs.append({"role": "tool", "tool_call_id": call["id"], "content": output})
         chat.append({"role": "assistant", "content": None, "tool_calls": requests})
         chat += outputs
-    return chat
+    return chat, shown_images

@@ -19,7 +19,7 @@ from assistd.protocol.common import dump_response_format
 from assistd.protocol.pagination import Page, PageRequest
 from assistd.protocol.runs import RunCreate, RunModify, RunOptions, SubmitToolOutputs, ThreadAndRunCreate
 from assistd.protocol.threads import ThreadCreate
-from assistd.runs import file_search, states
+from assistd.runs import states, step_view
 from assistd.runs.events import Subscription
 from assistd.runs.lifecycle import finish_run
 from assistd.runs.runtime import Runtime
@@ -247,9 +247,9 @@ class RunService:
             if events is not None:
                 events.close()
             raise
-        # A step can hold file_search calls beside the functions: clients see it as they would any step.
+        # A step can hold calls to the server's tools beside the functions: clients see it as any step.
         self.bus.publish(
-            run_id, "thread.run.step.completed", file_search.wire_step(step, include_content=False)
+            run_id, "thread.run.step.completed", step_view.wire_step(step, include_content=False)
         )
         self.bus.publish(run_id, "thread.run.queued", run)
         self.runtime.worker.wake()

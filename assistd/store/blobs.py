@@ -43,7 +43,8 @@ class LocalBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    def _path(self, key: str) -> Path:
+    def path(self, key: str) -> Path:
+        """Where the content of ``key`` lies (for a copy that need not pass through memory)."""
         # Keys are server-made ids; two levels of folders keep directories small.
         return self.root / key[-2:] / key
 
@@ -51,7 +52,7 @@ class LocalBlobStore:
         return await anyio.to_thread.run_sync(self._save, key, source, limit)
 
     def _save(self, key: str, source: BinaryIO, limit: int) -> int:
-        target = self._path(key)
+        target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         size = 0
         with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".upload-", delete=False) as sink:
@@ -71,7 +72,7 @@ class LocalBlobStore:
         return size
 
     async def read(self, key: str) -> AsyncIterator[bytes]:
-        async with await anyio.open_file(self._path(key), "rb") as content:
+        async with await anyio.open_file(self.path(key), "rb") as content:
             while chunk := await content.read(CHUNK_BYTES):
                 yield chunk
 
@@ -80,4 +81,4 @@ class LocalBlobStore:
 
     def _delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._path(key))
+            os.unlink(self.path(key))

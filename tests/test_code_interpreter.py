@@ -1,0 +1,247 @@
+"""The code_interpreter tool in runs: code steps, logs, images, files, kernel state, through the SDK.
+
+The scripted model runs the fenced block after a ``/code`` line, then replies with the last line the
+code printed, a word on each image and a ``sandbox:`` link to each file (docs/scripted-model.md). The
+code runs for real, in the sandbox (tests/test_sandbox.py tests the sandbox itself).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import openai
+import pytest
+from openai.types.beta import CodeInterpreterToolParam
+from openai.types.beta.threads import Message
+from openai.types.beta.threads.runs import CodeInterpreterToolCall, RunStep
+
+from tests.harness import Server
+from tests.run_support import (
+    TEST_BUDGET_S,
+    RecordingHandler,
+    make_sdk,
+    only_assistant_reply,
+    text_of,
+    time_limit,
+    wait_for_run,
+)
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap (bubblewrap) is not installed")
+
+CODE_INTERPRETER: list[CodeInterpreterToolParam] = [{"type": "code_interpreter"}]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+RUN_TIMEOUT = 30.0  # a cold kernel importing pandas and matplotlib takes a second or two
+
+
+@pytest.fixture(autouse=True)
+def _bounded() -> Iterator[None]:
+    with time_limit(TEST_BUDGET_S, "the test"):
+        yield
+
+
+@pytest.fixture
+def sdk(client: openai.OpenAI) -> openai.OpenAI:
+    return client.with_options(timeout=RUN_TIMEOUT)
+
+
+@pytest.fixture
+def assistant_id(sdk: openai.OpenAI) -> str:
+    return sdk.beta.assistants.create(model="gpt-4o", tools=CODE_INTERPRETER).id
+
+
+def code_message(code: str) -> str:
+    return f"/code\n```python\n{code}\n```"
+
+
+def run_code(
+    sdk: openai.OpenAI, assistant_id: str, code: str, thread_id: str | None = None
+) -> tuple[str, str]:
+    """A run of ``code`` (on a new thread unless one is given), polled to its end: (thread id, run id)."""
+    if thread_id is None:
+        thread_id = sdk.beta.threads.create().id
+    sdk.beta.threads.messages.create(thread_id, role="user", content=code_message(code))
+    run = sdk.beta.threads.runs.create(thread_id, assistant_id=assistant_id)
+    final = wait_for_run(sdk, thread_id, run.id, timeout=RUN_TIMEOUT)
+    assert final.status == "completed", final.last_error
+    return thread_id, run.id
+
+
+def code_call(sdk: openai.OpenAI, thread_id: str, run_id: str) -> CodeInterpreterToolCall:
+    steps = list(sdk.beta.threads.runs.steps.list(run_id, thread_id=thread_id, order="asc"))
+    assert [step.type for step in steps] == ["tool_calls", "message_creation"], steps
+    assert [step.status for step in steps] == ["completed", "completed"]
+    return only_code_call(steps[0])
+
+
+def only_code_call(step: RunStep) -> CodeInterpreterToolCall:
+    assert step.step_details.type == "tool_calls"
+    [call] = step.step_details.tool_calls
+    assert isinstance(call, CodeInterpreterToolCall), call
+    return call
+
+
+def logs_of(call: CodeInterpreterToolCall) -> str:
+    return "".join(output.logs for output in call.code_interpreter.outputs if output.type == "logs")
+
+
+def image_ids(call: CodeInterpreterToolCall) -> list[str]:
+    return [output.image.file_id for output in call.code_interpreter.outputs if output.type == "image"]
+
+
+def text_part(message: Message) -> Any:
+    [part] = [part for part in message.content if part.type == "text"]
+    return part.text
+
+
+def test_solves_an_equation_by_running_code(sdk: openai.OpenAI, assistant_id: str) -> None:
+    code = "x = (14 - 11) / 3\nprint(f'x = {x}')"
+    thread_id, run_id = run_code(sdk, assistant_id, code)
+    call = code_call(sdk, thread_id, run_id)
+    assert call.id.startswith("call_")
+    assert call.code_interpreter.input == code
+    assert logs_of(call) == "x = 1.0\n"
+    assert text_of(only_assistant_reply(sdk, thread_id, run_id)) == "x = 1.0"
+
+    raw = sdk.beta.threads.runs.steps.with_raw_response.list(run_id, thread_id=thread_id, order="asc")
+    raw_call = raw.http_response.json()["data"][0]["step_details"]["tool_calls"][0]
+    assert set(raw_call) == {"id", "type", "code_interpreter"}
+    assert raw_call["code_interpreter"] == {"input": code, "outputs": [{"type": "logs", "logs": "x = 1.0\n"}]}
+
+
+def test_errors_in_the_code_are_outputs_not_failures(sdk: openai.OpenAI, assistant_id: str) -> None:
+    thread_id, run_id = run_code(sdk, assistant_id, "1 / 0")
+    logs = logs_of(code_call(sdk, thread_id, run_id))
+    assert "ZeroDivisionError" in logs
+    assert "\x1b[" not in logs  # tracebacks without terminal colours
+    assert "ZeroDivisionError" in text_of(only_assistant_reply(sdk, thread_id, run_id))
+
+
+def test_the_kernel_keeps_variables_across_runs_of_a_thread(sdk: openai.OpenAI, assistant_id: str) -> None:
+    thread_id, _ = run_code(sdk, assistant_id, "counter = 41")
+    _, run_id = run_code(sdk, assistant_id, "counter += 1\nprint(counter)", thread_id)
+    assert logs_of(code_call(sdk, thread_id, run_id)) == "42\n"
+    # Another thread has a kernel of its own.
+    other_thread, other_run = run_code(sdk, assistant_id, "print('counter' in globals())")
+    assert logs_of(code_call(sdk, other_thread, other_run)) == "False\n"
+
+
+def test_a_csv_attached_to_the_thread_is_summed(sdk: openai.OpenAI, assistant_id: str) -> None:
+    csv = sdk.files.create(file=("numbers.csv", b"n\n1\n2\n3\n4\n"), purpose="assistants")
+    thread = sdk.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": code_message(
+                    "import pandas as pd\nprint(pd.read_csv('/mnt/data/numbers.csv')['n'].sum())"
+                ),
+                "attachments": [{"file_id": csv.id, "tools": [{"type": "code_interpreter"}]}],
+            }
+        ]
+    )
+    run = sdk.beta.threads.runs.create(thread.id, assistant_id=assistant_id)
+    final = wait_for_run(sdk, thread.id, run.id, timeout=RUN_TIMEOUT)
+    assert final.status == "completed", final.last_error
+    assert logs_of(code_call(sdk, thread.id, run.id)) == "10\n"
+    assert text_of(only_assistant_reply(sdk, thread.id, run.id)) == "10"
+
+
+def test_a_plot_comes_back_as_an_image_file(sdk: openai.OpenAI, assistant_id: str) -> None:
+    code = "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.show()"
+    thread_id, run_id = run_code(sdk, assistant_id, code)
+    [image_id] = image_ids(code_call(sdk, thread_id, run_id))
+    image = sdk.files.retrieve(image_id)
+    assert image.purpose == "assistants_output"
+    assert image.filename.endswith(".png")
+    content = sdk.files.content(image_id).content
+    assert content.startswith(PNG_SIGNATURE)
+    assert image.bytes == len(content)
+
+    reply = only_assistant_reply(sdk, thread_id, run_id)
+    assert [part.type for part in reply.content] == ["image_file", "text"]
+    assert reply.content[0].type == "image_file"
+    assert reply.content[0].image_file.file_id == image_id
+    assert text_part(reply).value == "The code ran without output.\nThe image is shown above."
+
+
+def test_a_written_file_is_linked_with_a_file_path_annotation(sdk: openai.OpenAI, assistant_id: str) -> None:
+    code = "with open('/mnt/data/squares.csv', 'w') as out:\n    out.write('n,sq\\n3,9\\n')\nprint('saved')"
+    thread_id, run_id = run_code(sdk, assistant_id, code)
+    assert logs_of(code_call(sdk, thread_id, run_id)) == "saved\n"
+    text = text_part(only_assistant_reply(sdk, thread_id, run_id))
+    assert text.value == "saved\nDownload it: sandbox:/mnt/data/squares.csv"
+    [annotation] = text.annotations
+    assert annotation.type == "file_path"
+    assert annotation.text == "sandbox:/mnt/data/squares.csv"
+    assert text.value[annotation.start_index : annotation.end_index] == annotation.text
+    written = sdk.files.retrieve(annotation.file_path.file_id)
+    assert (written.filename, written.purpose) == ("squares.csv", "assistants_output")
+    assert sdk.files.content(written.id).content == b"n,sq\n3,9\n"
+
+
+def test_streamed_code_run(sdk: openai.OpenAI, assistant_id: str) -> None:
+    code = "import matplotlib.pyplot as plt\nplt.bar(['a', 'b'], [3, 5])\nplt.show()\nprint(3 + 5)"
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": code_message(code)}])
+    handler = RecordingHandler()
+    with sdk.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant_id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+        [message] = stream.get_final_messages()
+        steps = stream.get_final_run_steps()
+
+    names = [name for name in handler.names if name not in ("thread.message.delta", "thread.run.step.delta")]
+    assert names == [
+        "thread.run.created",
+        "thread.run.queued",
+        "thread.run.in_progress",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.run.step.completed",
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.message.created",
+        "thread.message.in_progress",
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.completed",
+    ]
+    # The code arrives in step deltas as the model writes it; the outputs in one delta at the end.
+    fragments = [
+        fragment
+        for event in handler.events
+        if event.event == "thread.run.step.delta"
+        and event.data.delta.step_details is not None
+        and event.data.delta.step_details.type == "tool_calls"
+        for fragment in event.data.delta.step_details.tool_calls or []
+    ]
+    assert all(fragment.type == "code_interpreter" and fragment.index == 0 for fragment in fragments)
+    inputs = "".join(
+        fragment.code_interpreter.input or ""
+        for fragment in fragments
+        if fragment.type == "code_interpreter" and fragment.code_interpreter is not None
+    )
+    assert inputs == code
+    final_call = only_code_call(steps[0])
+    assert logs_of(final_call) == "8\n"
+    [image_id] = image_ids(final_call)
+    assert [part.type for part in message.content] == ["image_file", "text"]
+    assert message.content[0].type == "image_file"
+    assert message.content[0].image_file.file_id == image_id
+    assert text_part(message).value.startswith("8\n")
+
+
+def test_without_a_sandbox_the_run_fails_saying_why(start_server: Callable[..., Server]) -> None:
+    server = start_server(ASSISTD_CODE_PYTHON="/nonexistent/python3")
+    with make_sdk(server) as sdk:
+        assistant = sdk.beta.assistants.create(model="gpt-4o", tools=CODE_INTERPRETER)
+        thread_id = sdk.beta.threads.create(
+            messages=[{"role": "user", "content": code_message("print(1)")}]
+        ).id
+        run = sdk.beta.threads.runs.create(thread_id, assistant_id=assistant.id)
+        final = wait_for_run(sdk, thread_id, run.id, timeout=RUN_TIMEOUT)
+    assert final.status == "failed"
+    assert final.last_error is not None
+    assert final.last_error.code == "server_error"
+    assert final.last_error.message.startswith("code_interpreter is unavailable on this server: ")
