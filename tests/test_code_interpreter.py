@@ -245,3 +245,29 @@ def test_without_a_sandbox_the_run_fails_saying_why(start_server: Callable[..., 
     assert final.last_error is not None
     assert final.last_error.code == "server_error"
     assert final.last_error.message.startswith("code_interpreter is unavailable on this server: ")
+
+
+def test_code_cannot_reach_the_server_and_the_server_goes_on(
+    server: Server, sdk: openai.OpenAI, assistant_id: str
+) -> None:
+    database = server.data_dir / "assistd.db"
+    probe = (
+        "import os, socket\n"
+        f"print(os.path.exists({str(database)!r}))\n"
+        "s = socket.socket()\n"
+        "try:\n"
+        "    s.connect(('127.0.0.1', 5432))\n"
+        "    print('connected')\n"
+        "except OSError as error:\n"
+        "    print(type(error).__name__)"
+    )
+    thread_id, run_id = run_code(sdk, assistant_id, probe)
+    assert logs_of(code_call(sdk, thread_id, run_id)) == "False\nConnectionRefusedError\n"
+
+    # A fork bomb is stopped by the process limit; the run reports it and ends like any other.
+    bomb = "import os\nfor _ in range(10000):\n    os.fork()"
+    bombed_thread, bombed_run = run_code(sdk, assistant_id, bomb)
+    assert "BlockingIOError" in logs_of(code_call(sdk, bombed_thread, bombed_run))
+    # ... and the server goes on serving other threads.
+    other_thread, other_run = run_code(sdk, assistant_id, "print(6 * 7)")
+    assert logs_of(code_call(sdk, other_thread, other_run)) == "42\n"
