@@ -271,3 +271,17 @@ def test_code_cannot_reach_the_server_and_the_server_goes_on(
     # ... and the server goes on serving other threads.
     other_thread, other_run = run_code(sdk, assistant_id, "print(6 * 7)")
     assert logs_of(code_call(sdk, other_thread, other_run)) == "42\n"
+
+
+def test_deleting_the_thread_ends_its_session_and_its_files(
+    server: Server, sdk: openai.OpenAI, assistant_id: str
+) -> None:
+    thread_id, _ = run_code(sdk, assistant_id, "open('/mnt/data/secret.txt', 'w').write('x')")
+    sessions = server.data_dir / "sandbox"
+
+    def session_dirs() -> list[str]:
+        return [path.name for path in sessions.glob("*/sessions/*") if path.name.startswith(thread_id)]
+
+    assert len(session_dirs()) == 1
+    assert sdk.beta.threads.delete(thread_id).deleted
+    assert session_dirs() == []

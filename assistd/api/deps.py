@@ -92,8 +92,9 @@ async def assistant_service(scope: ScopeDep, stores: VectorStores) -> AssistantS
     return AssistantService(scope, stores)
 
 
-async def thread_service(scope: ScopeDep, stores: VectorStores) -> ThreadService:
-    return ThreadService(scope, stores)
+async def thread_service(request: Request, scope: ScopeDep, stores: VectorStores) -> ThreadService:
+    runtime: Runtime = request.app.state.runtime
+    return ThreadService(scope, stores, runtime.engine.sandbox)
 
 
 async def message_service(scope: ScopeDep, stores: VectorStores) -> MessageService:

@@ -7,6 +7,7 @@ from typing import Any
 from assistd.errors import NotFound
 from assistd.ids import Prefix, new_id, now
 from assistd.protocol.threads import ThreadCreate, ThreadModify
+from assistd.sandbox import CodeSandbox
 from assistd.services.messages import new_message_row
 from assistd.services.scope import Scope
 from assistd.services.thread_guard import lock_for_deletion
@@ -54,9 +55,10 @@ async def insert_thread(
 
 
 class ThreadService:
-    def __init__(self, scope: Scope, stores: VectorStoreService) -> None:
+    def __init__(self, scope: Scope, stores: VectorStoreService, sandbox: CodeSandbox | None) -> None:
         self.scope = scope
         self.stores = stores
+        self.sandbox = sandbox  # a deleted thread's code_interpreter session goes too
 
     async def create(self, request: ThreadCreate) -> Thread:
         # One transaction: the thread, all its first messages and the vector store made for them, or
@@ -94,4 +96,7 @@ class ThreadService:
             await RunRepository(conn, project_id).delete_where(tables.runs.c.thread_id == thread_id)
             await MessageRepository(conn, project_id).delete_where(tables.messages.c.thread_id == thread_id)
             await ThreadRepository(conn, project_id).delete(thread_id)
+        if self.sandbox is not None:
+            # Its kernel and the files of its /mnt/data, in this process (others reap theirs when idle).
+            await self.sandbox.end_session(thread_id)
         return ThreadDeleted(id=thread_id, object="thread.deleted", deleted=True)
