@@ -146,6 +146,26 @@ class RecordingHandler(AssistantEventHandler):
         return [event.event for event in self.events]
 
 
+# A run whose first turn uses the server's tools (file_search, code_interpreter) and whose second answers,
+# without the delta events (their number varies).
+SERVER_TOOL_THEN_ANSWER = [
+    "thread.run.created",
+    "thread.run.queued",
+    "thread.run.in_progress",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.run.step.completed",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.message.created",
+    "thread.message.in_progress",
+    "thread.message.completed",
+    "thread.run.step.completed",
+    "thread.run.completed",
+]
+DELTAS = ("thread.message.delta", "thread.run.step.delta")
+
+
 def collapse(names: list[str], repeated: str = "thread.message.delta") -> list[str]:
     """The event names with each run of ``repeated`` events shown once (deltas come in any number)."""
     out: list[str] = []

@@ -19,6 +19,8 @@ from openai.types.beta.threads.runs import CodeInterpreterToolCall, RunStep
 
 from tests.harness import Server
 from tests.run_support import (
+    DELTAS,
+    SERVER_TOOL_THEN_ANSWER,
     TEST_BUDGET_S,
     RecordingHandler,
     make_sdk,
@@ -191,22 +193,7 @@ def test_streamed_code_run(sdk: openai.OpenAI, assistant_id: str) -> None:
         [message] = stream.get_final_messages()
         steps = stream.get_final_run_steps()
 
-    names = [name for name in handler.names if name not in ("thread.message.delta", "thread.run.step.delta")]
-    assert names == [
-        "thread.run.created",
-        "thread.run.queued",
-        "thread.run.in_progress",
-        "thread.run.step.created",
-        "thread.run.step.in_progress",
-        "thread.run.step.completed",
-        "thread.run.step.created",
-        "thread.run.step.in_progress",
-        "thread.message.created",
-        "thread.message.in_progress",
-        "thread.message.completed",
-        "thread.run.step.completed",
-        "thread.run.completed",
-    ]
+    assert [name for name in handler.names if name not in DELTAS] == SERVER_TOOL_THEN_ANSWER
     # The code arrives in step deltas as the model writes it; the outputs in one delta at the end.
     fragments = [
         fragment
