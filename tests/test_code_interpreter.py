@@ -272,3 +272,70 @@ def test_deleting_the_thread_ends_its_session_and_its_files(
     assert len(session_dirs()) == 1
     assert sdk.beta.threads.delete(thread_id).deleted
     assert session_dirs() == []
+
+
+class CallRecorder(RecordingHandler):
+    """Records the tool call callbacks, as the SDK's handler makes them from the step deltas."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, int, str]] = []  # (callback, index, logs so far)
+
+    def on_tool_call_created(self, tool_call: Any) -> None:
+        self.calls.append(("created", tool_call.index, ""))
+
+    def on_tool_call_done(self, tool_call: Any) -> None:
+        logs = "".join(o.logs or "" for o in tool_call.code_interpreter.outputs or [] if o.type == "logs")
+        self.calls.append(("done", tool_call.index, logs))
+
+
+def test_two_code_calls_in_one_turn_stream_one_after_the_other(sdk: openai.OpenAI, assistant_id: str) -> None:
+    message = code_message("print('first')") + "\n" + code_message("print('second')")
+    thread = sdk.beta.threads.create(messages=[{"role": "user", "content": message}])
+    handler = CallRecorder()
+    with sdk.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant_id, event_handler=handler
+    ) as stream:
+        stream.until_done()
+        steps = stream.get_final_run_steps()
+    # Each call is created once and done with its own outputs, in order (the SDK says "done" again for
+    # the last call at the step's and the run's end).
+    assert handler.calls[:4] == [
+        ("created", 0, ""),
+        ("done", 0, "first\n"),
+        ("created", 1, ""),
+        ("done", 1, "second\n"),
+    ]
+    assert set(handler.calls[4:]) <= {("done", 1, "second\n")}
+    assert steps[0].step_details.type == "tool_calls"
+    assert [logs_of(call) for call in steps[0].step_details.tool_calls] == ["first\n", "second\n"]  # type: ignore[arg-type]
+
+
+def test_code_keeps_its_changes_to_the_files_it_was_given(sdk: openai.OpenAI, assistant_id: str) -> None:
+    data = sdk.files.create(file=("data.csv", b"orig"), purpose="assistants")
+    thread = sdk.beta.threads.create(tool_resources={"code_interpreter": {"file_ids": [data.id]}})
+    run_code(sdk, assistant_id, "open('/mnt/data/data.csv', 'w').write('changed')", thread.id)
+    _, run_id = run_code(sdk, assistant_id, "print(open('/mnt/data/data.csv').read())", thread.id)
+    assert logs_of(code_call(sdk, thread.id, run_id)) == "changed\n"
+
+
+def test_a_file_with_a_very_long_name_is_given_under_a_shorter_one(
+    sdk: openai.OpenAI, assistant_id: str
+) -> None:
+    long_name = "n" * 300 + ".csv"
+    data = sdk.files.create(file=(long_name, b"x"), purpose="assistants")
+    thread = sdk.beta.threads.create(tool_resources={"code_interpreter": {"file_ids": [data.id]}})
+    _, run_id = run_code(
+        sdk, assistant_id, "import os\nprint([len(n) for n in os.listdir('/mnt/data')])", thread.id
+    )
+    assert logs_of(code_call(sdk, thread.id, run_id)) == "[255]\n"
+
+
+def test_a_function_named_like_a_server_tool_beside_it_is_refused(sdk: openai.OpenAI) -> None:
+    clash = {"type": "function", "function": {"name": "code_interpreter", "parameters": {"type": "object"}}}
+    with pytest.raises(openai.BadRequestError) as info:
+        sdk.beta.assistants.create(model="gpt-4o", tools=[*CODE_INTERPRETER, clash])  # type: ignore[list-item]
+    assert info.value.body is not None
+    assert info.value.body["param"] == "tools"  # type: ignore[index]
+    # Without the tool, the name is a function like any other.
+    assert sdk.beta.assistants.create(model="gpt-4o", tools=[clash]).tools[0].type == "function"  # type: ignore[list-item]

@@ -36,6 +36,21 @@ def test_streamed_field_returns_only_what_is_new() -> None:
     assert "".join(pieces) == CODE
 
 
+def test_an_escaped_backslash_before_u_is_text() -> None:
+    code = "print('\\\\ud83d')"  # the characters backslash, u, d, 8, 3, d
+    text = json.dumps({"code": code})
+    assert all(code.startswith(partial_string(text[:cut], "code")) for cut in range(len(text) + 1))
+    assert partial_string(text, "code") == code
+
+
+def test_a_long_field_streams_in_linear_time() -> None:
+    code = "x = 1\n" * 20_000
+    text = json.dumps({"code": code})
+    field = StreamedField("code")
+    pieces = [field.feed(text[:cut]) for cut in range(4, len(text) + 4, 4)]
+    assert "".join(pieces) == code
+
+
 @pytest.mark.parametrize("text", ["", "{", '{"cod', '{"code"', '{"code": ', '{"language": "python"}'])
 def test_no_value_yet(text: str) -> None:
     assert partial_string(text, "code") == ""

@@ -6,7 +6,7 @@ from pydantic import Field
 
 from assistd.protocol.common import (
     ASSISTANT_MAX_TOOLS,
-    AssistantTool,
+    AssistantTools,
     Metadata,
     ReasoningEffort,
     RequestBody,
@@ -24,7 +24,7 @@ class AssistantCreate(RequestBody):
     description: str | None = Field(default=None, max_length=512)
     instructions: str | None = Field(default=None, max_length=256_000)
     reasoning_effort: ReasoningEffort | None = None
-    tools: list[AssistantTool] = Field(default_factory=list, max_length=ASSISTANT_MAX_TOOLS)
+    tools: AssistantTools = Field(default_factory=list, max_length=ASSISTANT_MAX_TOOLS)
     tool_resources: ToolResourcesCreate | None = None
     metadata: Metadata = None
     temperature: Temperature = None
@@ -40,7 +40,7 @@ class AssistantModify(RequestBody):
     description: str | None = Field(default=None, max_length=512)
     instructions: str | None = Field(default=None, max_length=256_000)
     reasoning_effort: ReasoningEffort | None = None
-    tools: list[AssistantTool] | None = Field(default=None, max_length=ASSISTANT_MAX_TOOLS)
+    tools: AssistantTools | None = Field(default=None, max_length=ASSISTANT_MAX_TOOLS)
     tool_resources: ToolResources | None = None
     metadata: Metadata = None
     temperature: Temperature = None

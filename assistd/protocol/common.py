@@ -99,6 +99,23 @@ class FileSearchTypeOnly(RequestModel):
 
 AssistantTool = Annotated[CodeInterpreterTool | FileSearchTool | FunctionTool, Field(discriminator="type")]
 
+
+def _no_function_named_as_a_server_tool(tools: list[Any]) -> list[Any]:
+    """The server runs file_search and code_interpreter itself, offering each to the model as a function
+    of that name: a function of the same name beside the tool could never reach the client."""
+    kinds = {tool.type for tool in tools}
+    for tool in tools:
+        if tool.type == "function" and tool.function.name in kinds:
+            raise ValueError(
+                f"A function may not be named '{tool.function.name}' beside the {tool.function.name} "
+                "tool: the server runs that tool itself."
+            )
+    return tools
+
+
+# A list of tools, as assistants and runs take them.
+AssistantTools = Annotated[list[AssistantTool], AfterValidator(_no_function_named_as_a_server_tool)]
+
 ASSISTANT_MAX_TOOLS = 128
 
 

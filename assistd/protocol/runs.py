@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from assistd.protocol.common import (
-    AssistantTool,
+    AssistantTools,
     FunctionName,
     Metadata,
     ReasoningEffort,
@@ -55,7 +55,7 @@ class RunOptions(RequestBody):
     assistant_id: str = Field(min_length=1)
     model: str | None = Field(default=None, min_length=1, max_length=256)
     instructions: str | None = Field(default=None, max_length=256_000)
-    tools: list[AssistantTool] | None = Field(default=None, max_length=RUN_MAX_TOOLS)
+    tools: AssistantTools | None = Field(default=None, max_length=RUN_MAX_TOOLS)
     metadata: Metadata = None
     temperature: Temperature = None
     top_p: TopP = None

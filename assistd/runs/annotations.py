@@ -31,15 +31,19 @@ class Annotations:
     def __init__(self, searches: Sequence[dict[str, Any]], written: dict[str, str]) -> None:
         """``searches``: the run's file_search calls, in order; ``written``: the file ids of the files
         its code wrote, by sandbox path."""
+        self._searches, self._written = searches, written
         self._cited: dict[tuple[int, int], str] = {}
         for number, call in enumerate(searches):
             for result_number, result in enumerate(call[file_search.NAME].get("results") or []):
                 self._cited[(number, result_number)] = result["file_id"]
-        self._written = written
         # The text before these offsets holds no unfinished marker or link.
         self._markers_scanned = 0
         self._links_scanned = 0
         self.annotations: list[dict[str, Any]] = []
+
+    def fresh(self) -> Annotations:
+        """Annotations for another message of the same run."""
+        return Annotations(self._searches, self._written)
 
     def scan(self, text: str, *, final: bool = False) -> list[dict[str, Any]]:
         """The annotations completed in ``text`` since the last call (``text`` only grows); ``final``:

@@ -13,6 +13,7 @@ Code that raises is an output like any other, never a failed run.
 from __future__ import annotations
 
 import io
+import json
 import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,8 +23,9 @@ from typing import Any
 from sqlalchemy import select
 
 from assistd.backends.base import BackendError
+from assistd.runs.resources import resource_ids
 from assistd.runs.streamed_json import partial_string
-from assistd.sandbox import CodeSandbox, InputFile
+from assistd.sandbox import CodeSandbox, InputFile, SandboxUnavailable
 from assistd.store import tables
 from assistd.store.blobs import BlobStore, LocalBlobStore, TooLarge
 from assistd.store.database import Database
@@ -59,23 +61,23 @@ FUNCTION = {
 
 
 def code_of(arguments: str) -> str:
-    """The code in the model's arguments (a model that sent bare code instead of JSON meant it as the
-    code)."""
-    decoded = partial_string(arguments, "code")
-    return decoded if decoded or '"code"' in arguments else arguments
+    """The code in the model's arguments; a model that sent bare code instead of JSON meant it as the
+    code."""
+    try:
+        parsed = json.loads(arguments)
+    except json.JSONDecodeError:
+        return partial_string(arguments, "code") or arguments
+    if isinstance(parsed, dict):
+        return str(parsed.get("code") or "")
+    return arguments
 
 
 async def input_files(database: Database, blobs: BlobStore, project_id: str, run: Run) -> list[InputFile]:
     """The files of the assistant's and the thread's ``tool_resources.code_interpreter``, named by
-    their file names (a name two files share gets the file id added)."""
-    file_ids: list[str] = []
+    their file names (a name two files share gets the file id added). Each is put in /mnt/data only
+    when missing there: code owns the files it was given, and its changes stay."""
     async with database.read() as conn:
-        for table, row_id in ((tables.assistants, run.assistant_id), (tables.threads, run.thread_id)):
-            resources = await conn.scalar(
-                select(table.c.tool_resources).where(table.c.project_id == project_id, table.c.id == row_id)
-            )
-            ids = ((resources or {}).get(NAME) or {}).get("file_ids") or []
-            file_ids += [file_id for file_id in ids if file_id not in file_ids]
+        file_ids = await resource_ids(conn, project_id, run, NAME, "file_ids")
         if not file_ids:
             return []
         files = tables.files
@@ -90,18 +92,28 @@ async def input_files(database: Database, blobs: BlobStore, project_id: str, run
     for file_id in file_ids:
         if file_id not in names:
             continue  # deleted since it was attached
-        name = _plain_name(names[file_id]) or file_id
+        name = _plain_name(names[file_id], file_id)
         if name in taken:
-            stem, dot, suffix = name.rpartition(".")
-            name = f"{stem}-{file_id}.{suffix}" if dot and stem else f"{name}-{file_id}"
+            name = _plain_name(names[file_id], file_id, suffix=file_id)
         taken.add(name)
-        placed.append(InputFile(name, await _content(blobs, file_id)))
+        placed.append(InputFile(name, await _content(blobs, file_id), replace=False))
     return placed
 
 
-def _plain_name(filename: str) -> str:
-    name = posixpath.basename(filename.replace("\\", "/")).strip()
-    return "" if name in ("", ".", "..") else name
+def _plain_name(filename: str, file_id: str, *, suffix: str = "") -> str:
+    """A name for /mnt/data: the file name without folders or NUL, with ``suffix`` before its
+    extension, cut to the 255 bytes a file name may have (the extension kept); the file id if nothing
+    is left."""
+    name = posixpath.basename(filename.replace("\\", "/").replace("\0", "")).strip()
+    if name in ("", ".", ".."):
+        name = file_id
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension.encode()) > 16:
+        stem, dot, extension = name, "", ""
+    tail = (f"-{suffix}" if suffix else "") + dot + extension
+    room = 255 - len(tail.encode())
+    stem = stem.encode()[:room].decode(errors="ignore")
+    return stem + tail
 
 
 async def _content(blobs: BlobStore, file_id: str) -> bytes | Path:
@@ -131,14 +143,16 @@ async def run_code(
     *,
     max_file_bytes: int,
 ) -> Outcome:
-    unavailable = await sandbox.available()
-    if unavailable is not None:
-        raise BackendError(f"code_interpreter is unavailable on this server: {unavailable}")
     inputs = await input_files(database, blobs, project_id, run)
-    execution = await sandbox.execute(run.thread_id, code, inputs)
+    try:
+        execution = await sandbox.execute(run.thread_id, code, inputs)
+    except SandboxUnavailable as unavailable:
+        raise BackendError(f"code_interpreter is unavailable on this server: {unavailable}") from None
+
+    dropped: list[str] = []
 
     async def save(name: str, content: bytes) -> str | None:
-        """The id of a new output file; None for one over the size limit (the logs say so)."""
+        """The id of a new output file; None for one over the size limit (the logs then say so)."""
         try:
             saved = await save_file(
                 database,
@@ -150,17 +164,22 @@ async def run_code(
                 limit=max_file_bytes,
             )
         except TooLarge:
+            dropped.append(name)
             return None
         return saved.id
 
-    outputs: list[dict[str, Any]] = [{"type": "logs", "logs": execution.logs}] if execution.logs else []
-    for number, image in enumerate(execution.images):
-        if (image_id := await save(f"image-{call_id}-{number}.png", image)) is not None:
-            outputs.append({"type": "image", "image": {"file_id": image_id}})
+    image_ids = [
+        await save(f"image-{call_id}-{number}.png", image) for number, image in enumerate(execution.images)
+    ]
     written: list[list[str]] = []  # [sandbox path, file id]
     for file in execution.files:
         if (file_id := await save(posixpath.basename(file.name), file.content)) is not None:
             written.append([file.sandbox_path, file_id])
+    logs = execution.logs
+    if dropped:
+        logs += f"[not kept, larger than {max_file_bytes} bytes: {', '.join(dropped)}]\n"
+    outputs: list[dict[str, Any]] = [{"type": "logs", "logs": logs}] if logs else []
+    outputs += [{"type": "image", "image": {"file_id": image_id}} for image_id in image_ids if image_id]
     call: dict[str, Any] = {"input": code, "outputs": outputs, FILES_KEY: written}
     return Outcome({"id": call_id, "type": NAME, NAME: call}, outputs, model_output(call))
 

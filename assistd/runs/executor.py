@@ -76,11 +76,14 @@ class Engine:
 
 @dataclass
 class _ToolCall:
-    index: int
+    index: int  # its place in the step's tool_calls: the order calls began in, whatever the model numbers
     id: str = ""
     name: str = ""
     arguments: str = ""
     code: StreamedField = field(default_factory=lambda: StreamedField("code"))
+    # Step deltas held back: the SDK takes a delta of another index for the start of another call, so a
+    # call's deltas go out only once the calls before it are done (see ``_send_delta``).
+    held: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -90,13 +93,15 @@ class _Turn:
     annotations: Annotations = field(default_factory=lambda: Annotations([], {}))
     offered: frozenset[str] = frozenset()  # the server's tools offered to the model this turn
     images: list[str] = field(default_factory=list)  # image files the turn's message shows first
+    last_annotations: list[dict[str, Any]] = field(default_factory=list)  # found as the message closed
     message_step_id: str | None = None
     message_id: str | None = None
     text: str = ""
     flushed_text: str = ""
     flushed_at: float = 0.0
     tool_step_id: str | None = None
-    calls: dict[int, _ToolCall] = field(default_factory=dict)
+    calls: dict[int, _ToolCall] = field(default_factory=dict)  # by the model's index
+    live_call: int = 0  # the wire index of the call whose step deltas go out as they come
 
 
 class RunExecutor:
@@ -232,6 +237,9 @@ class RunExecutor:
         if finish is None:
             raise BackendError("The model's answer ended before it was complete.")
 
+        if self.turn.calls and finish.reason == "length":
+            await self._end_cut_off(used, finish.usage)
+            return False
         if self.turn.calls:
             return await self._run_tool_calls(run, request.messages, finish.usage)
         total = Usage(
@@ -403,9 +411,8 @@ class RunExecutor:
         assert turn.message_id is not None
         assert turn.message_step_id is not None
         clock = now()
-        # The text is complete: a link at its very end is complete too.
-        if found := turn.annotations.scan(turn.text, final=True):
-            self._publish_text_delta("", found)
+        # The text is complete: a link at its very end is complete too (sent with the message's end).
+        turn.last_annotations = turn.annotations.scan(turn.text, final=True)
         message_fields: dict[str, Any] = {"content": self._content()}
         if incomplete:
             message_fields |= {
@@ -421,13 +428,18 @@ class RunExecutor:
         )
         assert message is not None
         assert step is not None
-        turn.flushed_text = turn.text
-        turn.message_id = turn.message_step_id = None
         return message, step
 
     def _publish_closed(self, message: Message, step: RunStep) -> None:
+        turn = self.turn
+        if turn.last_annotations:
+            self._publish_text_delta("", turn.last_annotations)
         self.bus.publish(self.run_id, f"thread.message.{message.status}", message)
         self.bus.publish(self.run_id, "thread.run.step.completed", step)
+        # Text the model writes after this (after a tool call of the same turn) is another message.
+        turn.message_id = turn.message_step_id = None
+        turn.text = turn.flushed_text = ""
+        turn.annotations, turn.images, turn.last_annotations = turn.annotations.fresh(), [], []
 
     # -- tool calls --------------------------------------------------------------------------------
 
@@ -448,13 +460,15 @@ class RunExecutor:
             self.bus.publish(run.id, "thread.run.step.created", step)
             self.bus.publish(run.id, "thread.run.step.in_progress", step)
 
-        call = turn.calls.setdefault(delta.index, _ToolCall(delta.index))
+        call = turn.calls.get(delta.index)
+        if call is None:
+            call = turn.calls[delta.index] = _ToolCall(index=len(turn.calls))
         call.arguments += delta.arguments
         opening = bool(delta.id and not call.id)
         if opening:
             call.id, call.name = delta.id or "", delta.name or ""
         kind = self._kind(call)
-        fragment: dict[str, Any] = {"index": delta.index, "type": kind}
+        fragment: dict[str, Any] = {"index": call.index, "type": kind}
         if kind == file_search.NAME:
             # Clients see a search start; its query is the model's own, its results come with the
             # completed step.
@@ -476,15 +490,67 @@ class RunExecutor:
             }
         else:
             fragment["function"] = {"arguments": delta.arguments}
+        self._send_delta(call, fragment)
+
+    def _send_delta(self, call: _ToolCall, fragment: dict[str, Any]) -> None:
+        """A step delta of ``call``, now if it is the live call, else once the calls before it are done."""
+        if call.index != self.turn.live_call:
+            call.held.append(fragment)
+            return
         self.bus.publish(
-            run.id,
+            self.run_id,
             "thread.run.step.delta",
             {
-                "id": turn.tool_step_id,
+                "id": self.turn.tool_step_id,
                 "object": "thread.run.step.delta",
                 "delta": {"step_details": {"type": "tool_calls", "tool_calls": [fragment]}},
             },
         )
+
+    def _go_live(self, call: _ToolCall) -> None:
+        """The calls before ``call`` are done: its held deltas go out, and later ones as they come."""
+        self.turn.live_call = call.index
+        held, call.held = call.held, []
+        for fragment in held:
+            self._send_delta(call, fragment)
+
+    async def _close_trailing_text(self) -> None:
+        """Text the model wrote after its calls, in the same turn, is a message of its own, done now."""
+        if self.turn.message_id is not None:
+            async with self.db.write() as conn:
+                closed = await self._close_message(conn, Usage(0, 0), incomplete=False)
+            self._publish_closed(*closed)
+
+    async def _end_cut_off(self, used: Usage, usage: Usage) -> None:
+        """The token limit cut the model off while it wrote its calls: none can be trusted to be whole,
+        so none runs, and the run ends incomplete."""
+        turn = self.turn
+        assert turn.tool_step_id is not None
+        total = Usage(
+            used.prompt_tokens + usage.prompt_tokens, used.completion_tokens + usage.completion_tokens
+        )
+        closed = None
+        async with self.db.write() as conn:
+            if turn.message_id is not None:
+                closed = await self._close_message(conn, Usage(0, 0), incomplete=True)
+            step = await RunStepRepository(conn, self.project_id).update(
+                turn.tool_step_id,
+                {
+                    "status": "failed",
+                    "failed_at": now(),
+                    "usage": usage.wire(),
+                    "last_error": {
+                        "code": "server_error",
+                        "message": "The model reached its token limit while it wrote this step's tool calls.",
+                    },
+                },
+            )
+            ended = await self._end(conn, total, incomplete="max_completion_tokens")
+        if closed is not None:
+            self._publish_closed(*closed)
+        assert step is not None
+        self._publish_step("thread.run.step.failed", step)
+        self._publish_end(ended)
 
     def _kind(self, call: _ToolCall) -> str:
         """The call's tool: one of the server's offered this turn (which the server runs), or a
@@ -497,13 +563,27 @@ class RunExecutor:
         results (True)."""
         turn = self.turn
         assert turn.tool_step_id is not None
+        await self._close_trailing_text()
         functions = {tool.function.name for tool in run.tools if tool.type == "function"}
-        calls = [turn.calls[index] for index in sorted(turn.calls)]
+        calls = sorted(turn.calls.values(), key=lambda call: call.index)
         for_client = [call for call in calls if self._kind(call) == "function"]
         unknown = [call.name for call in for_client if call.name not in functions]
         if unknown:
             raise BackendError(f"The model called {unknown[0]!r}, which is not a function of this run.")
-        details = [await self._run_call(run, chat, call) for call in calls]
+        details: list[dict[str, Any]] = []
+        for call in calls:
+            self._go_live(call)
+            done, outputs = await self._run_call(run, chat, call)
+            details.append(done)
+            if self._kind(call) != "function":
+                # What a call did is on record before its outputs are shown, and before a later call
+                # of the turn can fail the run.
+                async with self.db.write() as conn:
+                    await RunStepRepository(conn, self.project_id).update(
+                        turn.tool_step_id, {"step_details": {"type": "tool_calls", "tool_calls": details}}
+                    )
+            if outputs is not None:
+                self._send_delta(call, outputs)
         step_details = {"type": "tool_calls", "tool_calls": details}
 
         if not for_client:
@@ -554,16 +634,15 @@ class RunExecutor:
             self.bus.publish(self.run_id, "thread.run.requires_action", paused)
         return False
 
-    async def _run_call(self, run: Run, chat: list[dict[str, Any]], call: _ToolCall) -> dict[str, Any]:
-        """One call of the turn, as its step stores it: a function's waits for its output; the
-        server's tools run now."""
+    async def _run_call(
+        self, run: Run, chat: list[dict[str, Any]], call: _ToolCall
+    ) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """One call of the turn, as its step stores it (a function's waits for its output; the server's
+        tools run now), and the step delta of its outputs, if it has any."""
         kind = self._kind(call)
         if kind == "function":
-            return {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments, "output": None},
-            }
+            function = {"name": call.name, "arguments": call.arguments, "output": None}
+            return {"id": call.id, "type": "function", "function": function}, None
         if kind == file_search.NAME:
             options = file_search.settings(run)
             assert options is not None  # offered only to runs with the tool
@@ -571,7 +650,7 @@ class RunExecutor:
             results = await file_search.run_search(
                 self.db, self.embeddings, self.project_id, run, query, options
             )
-            return file_search.call_details(call.id, query, options, results)
+            return file_search.call_details(call.id, query, options, results), None
         sandbox = self.engine.sandbox
         assert sandbox is not None  # a run with code_interpreter fails at its start without one
         outcome = await code_interpreter.run_code(
@@ -584,19 +663,10 @@ class RunExecutor:
             code_interpreter.code_of(call.arguments),
             max_file_bytes=self.engine.max_file_bytes,
         )
-        if outcome.outputs:
-            outputs = [{"index": index} | output for index, output in enumerate(outcome.outputs)]
-            fragment = {"index": call.index, "type": kind, kind: {"outputs": outputs}}
-            self.bus.publish(
-                self.run_id,
-                "thread.run.step.delta",
-                {
-                    "id": self.turn.tool_step_id,
-                    "object": "thread.run.step.delta",
-                    "delta": {"step_details": {"type": "tool_calls", "tool_calls": [fragment]}},
-                },
-            )
-        return outcome.details
+        if not outcome.outputs:
+            return outcome.details, None
+        outputs = [{"index": index} | output for index, output in enumerate(outcome.outputs)]
+        return outcome.details, {"index": call.index, "type": kind, kind: {"outputs": outputs}}
 
     def _publish_step(self, event: str, step: RunStep) -> None:
         """A step event: file_search results' text only for streams that asked for it."""

@@ -5,7 +5,7 @@ Models call file_search as a function, ``file_search({"query": ...})``; the run 
 in a ``tool_calls`` step as OpenAI did: ``{type: "file_search", file_search: {ranking_options,
 results}}``. The model then reads the results, each headed by a marker in OpenAI's own form,
 ``【N:I†filename】`` (N: which search of the run, I: which result of it), and cites a result by copying
-its marker into the answer; ``runs.citations`` turns those markers into ``file_citation`` annotations.
+its marker into the answer; ``runs.annotations`` turns those markers into ``file_citation`` annotations.
 
 A step keeps, beside the wire fields, what the wire does not show: the model's query (so a later turn
 can show the model its own call again) and each result's text (which clients see only with
@@ -28,6 +28,7 @@ from assistd.backends.base import BackendError, message_text
 from assistd.backends.embeddings import EmbeddingBackend
 from assistd.ids import now
 from assistd.retrieval.search import search
+from assistd.runs.resources import resource_ids
 from assistd.store import tables
 from assistd.store.database import Database
 from assistd.store.repositories import VectorStoreRepository
@@ -117,14 +118,7 @@ def query_of(arguments: str, chat: Sequence[dict[str, Any]]) -> str:
 
 async def vector_store_ids(conn: AsyncConnection, project_id: str, run: Run) -> list[str]:
     """The stores a run searches: its assistant's and its thread's (one each at most, as OpenAI allowed)."""
-    found: list[str] = []
-    for table, row_id in ((tables.assistants, run.assistant_id), (tables.threads, run.thread_id)):
-        resources = await conn.scalar(
-            select(table.c.tool_resources).where(table.c.project_id == project_id, table.c.id == row_id)
-        )
-        ids = ((resources or {}).get("file_search") or {}).get("vector_store_ids") or []
-        found += [store_id for store_id in ids if store_id not in found]
-    return found
+    return await resource_ids(conn, project_id, run, NAME, "vector_store_ids")
 
 
 async def _ready_stores(database: Database, project_id: str, run: Run) -> list[str]:

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.ids import now
-from assistd.runs import states
+from assistd.runs import states, step_view
 from assistd.runs.events import EventBus
 from assistd.store import tables
 from assistd.store.database import Database
@@ -101,6 +101,8 @@ async def finish_run(
     for message in messages:
         bus.publish(run_id, "thread.message.incomplete", message)
     for step in steps:
-        bus.publish(run_id, f"thread.run.step.{step.status}", step)
+        bus.publish(
+            run_id, f"thread.run.step.{step.status}", step_view.wire_step(step, include_content=False)
+        )
     bus.publish(run_id, states.event_name(run), run)
     return run

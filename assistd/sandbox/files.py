@@ -28,6 +28,9 @@ class InputFile:
 
     name: str
     content: bytes | Path  # the bytes, or a host file to copy
+    # False: a file already of that name stays as it is, whatever its content (code may have changed
+    # it); the file is put there only when it is missing.
+    replace: bool = True
 
 
 @dataclass(frozen=True)
@@ -59,7 +62,7 @@ def place(root: Path, files: Sequence[InputFile], owner: int | None) -> list[str
     directory = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         for file in files:
-            if _same_content(directory, file):
+            if (not file.replace and _exists(directory, file.name)) or _same_content(directory, file):
                 continue
             temporary = f".assistd-{secrets.token_hex(8)}"
             fd = os.open(
@@ -180,6 +183,14 @@ def _read_regular(opener: _Opener, max_bytes: int) -> bytes | None:
         return None
     finally:
         os.close(fd)
+
+
+def _exists(directory: int, name: str) -> bool:
+    try:
+        os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _same_content(directory: int, file: InputFile) -> bool:

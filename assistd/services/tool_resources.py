@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.errors import InvalidRequest
+from assistd.ids import now
 from assistd.protocol.common import FileSearchCreateResources, ToolResources, VectorStoreHelper
 from assistd.protocol.messages import MessageCreate
 from assistd.protocol.vector_stores import StoreExpiresAfter, VectorStoreCreate
@@ -164,10 +165,20 @@ class ResourceWriter:
         return store_id
 
     async def _thread_store(self, resources: dict[str, Any]) -> str:
-        """The thread's vector store; a new one if it has none, or if the one it names was deleted."""
+        """The thread's vector store; a new one if it has none, or if the one it names was deleted or
+        has expired (a run would fail on it)."""
         named = (resources.get("file_search") or {}).get("vector_store_ids") or []
-        if named and await self._found(tables.vector_stores, named[:1]):
-            return str(named[0])
+        stores = tables.vector_stores
+        if named:
+            live = await self.conn.scalar(
+                select(stores.c.id).where(
+                    stores.c.project_id == self.project_id,
+                    stores.c.id == named[0],
+                    or_(stores.c.expires_at.is_(None), stores.c.expires_at > now()),
+                )
+            )
+            if live is not None:
+                return str(live)
         store_id, _ = await self.stores.insert(
             self.conn, VectorStoreCreate(expires_after=THREAD_STORE_EXPIRY)
         )
