@@ -2,7 +2,7 @@
 search against vector-only search.
 
 Run: ``.venv/bin/python bench/retrieval.py [--pages 20] [--sizes 10000,100000] [--queries 200]
-[--postgres postgresql://postgres@127.0.0.1:5432/postgres]``
+[--postgres postgresql://postgres@127.0.0.1:5432/postgres] [--pgvector]``
 
 (a) Ingestion, through the API of an assistd on SQLite with its embedded model (multilingual-e5-small
 on the CPU): a .docx of ``--pages`` pages of about 500 words of English each (sentences of the recall
@@ -31,6 +31,9 @@ database; the API's own search answers are checked to be the hybrid ones. Report
 and MRR (mean reciprocal rank of the answer, 0 when it is not in the top 10).
 
 ``--postgres`` (an admin URL) runs (b) and (c) on PostgreSQL too, in a database made and dropped here.
+``--pgvector`` runs them on a PostgreSQL with pgvector as well, where the vector ranking is a query in the
+database (migration 0006): the build that the ``pgserver`` package ships (a dev dependency), started in a
+temporary directory and deleted after.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -313,12 +318,14 @@ async def measure_latency(backend: str, url: str, sizes: list[int], queries: int
     results = []
     try:
         await migrate.upgrade(database)
+        if await _has_vector_column(database) != (backend == "pgvector"):
+            raise BenchError(f"{backend}: the vector column of migration 0006 is not as expected")
         first = 0
         for size in sizes:
             store_id = f"vs_bench_{size}"
             vectors = unit_vectors(rng, size)
             seconds = await write_store(database, store_id, vectors, words, first)
-            if backend == "postgres":
+            if backend != "sqlite":
                 # What autovacuum does after a bulk load, here without waiting for it: the planner reads
                 # common terms by a sequential scan only once it knows they are common.
                 async with database.write() as conn:
@@ -455,6 +462,35 @@ def _rank(ids: list[str], answer: set[str]) -> int | None:
 # -- PostgreSQL ---------------------------------------------------------------------------------------
 
 
+async def _has_vector_column(database: Database) -> bool:
+    """Whether the chunks have the pgvector column of migration 0006, which search ranks by."""
+    if database.engine.dialect.name != "postgresql":
+        return False
+    async with database.read() as conn:
+        found = await conn.scalar(
+            text(
+                "SELECT count(*) FROM information_schema.columns"
+                " WHERE table_name = 'vector_store_chunks' AND column_name = 'embedding_vec'"
+            )
+        )
+    return bool(found)
+
+
+@contextmanager
+def pgvector_server(root: Path) -> Iterator[str]:
+    """A PostgreSQL with pgvector from the pgserver package, in ``root``, deleted after: its admin URL
+    (a Unix socket)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs, when XDG_RUNTIME_DIR is unset
+        import pgserver
+
+        server = pgserver.get_server(root / "pgvector", cleanup_mode="delete")
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
+
+
 async def _pg_admin(admin_url: str, statement: str) -> None:
     import asyncpg
 
@@ -575,6 +611,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--queries", type=int, default=200, help="measured searches per size (200)")
     parser.add_argument("--postgres", help="a PostgreSQL admin URL: also run (b) and (c) on PostgreSQL")
+    parser.add_argument(
+        "--pgvector",
+        action="store_true",
+        help="also run (b) and (c) on a PostgreSQL with pgvector (the pgserver package's)",
+    )
     parser.add_argument("--skip-ingestion", action="store_true")
     return parser.parse_args(argv)
 
@@ -582,14 +623,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     started = time.monotonic()
-    backends = ["sqlite", *(["postgres"] if args.postgres else [])]
+    backends = ["sqlite", *(["postgres"] if args.postgres else []), *(["pgvector"] if args.pgvector else [])]
     ingestion: Ingestion | None = None
     latencies: list[Latency] = []
     recalls: list[Recall] = []
-    with tempfile.TemporaryDirectory(prefix="assistd-bench-retrieval-") as tmp:
-        root = Path(tmp)
+    with ExitStack() as stack:
+        root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="assistd-bench-retrieval-")))
+        admin_urls = {"postgres": args.postgres}
+        if args.pgvector:
+            admin_urls["pgvector"] = stack.enter_context(pgvector_server(root))
         for backend in backends:
-            pg_url = create_pg_database(args.postgres) if backend == "postgres" else None
+            admin_url = admin_urls.get(backend)
+            pg_url = create_pg_database(admin_url) if admin_url else None
             try:
                 env = {"ASSISTD_DATABASE_URL": pg_url} if pg_url else {}
                 server = assistd_server(root, env, name=f"assistd-{backend}")
@@ -610,15 +655,15 @@ def main(argv: list[str] | None = None) -> None:
                         raise
                     report_log(server, always=False)
             finally:
-                if pg_url:
-                    drop_pg_database(args.postgres, pg_url)
-            latency_url = create_pg_database(args.postgres) if backend == "postgres" else None
+                if admin_url and pg_url:
+                    drop_pg_database(admin_url, pg_url)
+            latency_url = create_pg_database(admin_url) if admin_url else None
             try:
                 url = latency_url or f"sqlite+aiosqlite:///{root / 'latency.db'}"
                 latencies += asyncio.run(measure_latency(backend, url, args.sizes, args.queries))
             finally:
-                if latency_url:
-                    drop_pg_database(args.postgres, latency_url)
+                if admin_url and latency_url:
+                    drop_pg_database(admin_url, latency_url)
 
     print("### Retrieval\n")
     print(f"Command: `{command_line()}`\n")

@@ -9,17 +9,29 @@ import httpx
 import openai
 import pytest
 
-from tests.harness import Server, backend_server, postgres_enabled
+from tests.harness import Server, backend_server, pgvector_enabled, pgvector_postgres, postgres_enabled
 
 # ASSISTD_TEST_PG=off leaves the PostgreSQL half out (not skipped: not collected at all).
 BACKENDS = ["sqlite", "postgres"] if postgres_enabled() else ["sqlite"]
+# PostgreSQL with pgvector, where search ranks vectors in the database: only for the tests marked
+# ``pgvector`` (the rest of the store is the same PostgreSQL code, which "postgres" covers).
+PGVECTOR = ["pgvector"] if pgvector_enabled() else []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "pgvector: also run against PostgreSQL with pgvector (a server of the pgserver package)"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     # Every test that uses a server runs once per store backend, unless marked with one backend.
     if "backend" in metafunc.fixturenames:
         marker = metafunc.definition.get_closest_marker("backend")
-        names = [marker.args[0]] if marker else BACKENDS
+        if marker:
+            names = [marker.args[0]]
+        else:
+            names = BACKENDS + (PGVECTOR if metafunc.definition.get_closest_marker("pgvector") else [])
         metafunc.parametrize("backend", names, scope="session")
 
 
@@ -29,9 +41,25 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def server(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def pgvector_admin_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The admin URL of a PostgreSQL with pgvector, started once for the session (in a temporary
+    directory) and deleted after."""
+    if not pgvector_enabled():
+        pytest.skip("ASSISTD_TEST_PGVECTOR=off or ASSISTD_TEST_PG=off")
+    with pgvector_postgres(tmp_path_factory.mktemp("pgvector")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def server(
+    backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """One shared server per backend for the whole session; each test makes its own objects."""
-    with backend_server(backend, tmp_path_factory.mktemp(f"assistd-{backend}")) as instance:
+    # Only the pgvector backend starts that PostgreSQL.
+    admin_url = request.getfixturevalue("pgvector_admin_url") if backend == "pgvector" else None
+    with backend_server(
+        backend, tmp_path_factory.mktemp(f"assistd-{backend}"), pg_admin_url=admin_url
+    ) as instance:
         yield instance
 
 

@@ -13,10 +13,12 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 import pytest
@@ -120,41 +122,79 @@ def postgres_enabled() -> bool:
     return os.environ.get("ASSISTD_TEST_PG", "on").lower() not in {"off", "0", "false", "no"}
 
 
-def _pg(action: str, name: str) -> None:
+def pgvector_enabled() -> bool:
+    """Whether the tests marked ``pgvector`` also run on a PostgreSQL with pgvector (ASSISTD_TEST_PGVECTOR,
+    on by default; always off with ASSISTD_TEST_PG=off)."""
+    switch = os.environ.get("ASSISTD_TEST_PGVECTOR", "on").lower()
+    return postgres_enabled() and switch not in {"off", "0", "false", "no"}
+
+
+def _pg(admin_url: str, action: str, name: str) -> None:
     result = subprocess.run(
-        [SERVER_PYTHON, "-c", _PG_SCRIPT, PG_ADMIN_URL, action, name],
+        [SERVER_PYTHON, "-c", _PG_SCRIPT, admin_url, action, name],
         capture_output=True,
         text=True,
         timeout=60,
     )
     if result.returncode != 0:
         raise RuntimeError(
-            f"PostgreSQL at {PG_ADMIN_URL} is needed for the PostgreSQL half of the suite "
+            f"PostgreSQL at {admin_url} is needed for the PostgreSQL half of the suite "
             f"(set ASSISTD_TEST_PG=off to skip it): {action} database failed:\n{result.stderr}"
         )
 
 
-def create_pg_database() -> str:
-    """A fresh database; returns its SQLAlchemy URL for ASSISTD_DATABASE_URL."""
+# The admin URL of each database made here, by its URL: it is dropped through the same server.
+_admin_urls: dict[str, str] = {}
+
+
+def create_pg_database(admin_url: str = PG_ADMIN_URL) -> str:
+    """A fresh database on the server of ``admin_url``; returns its SQLAlchemy URL for
+    ASSISTD_DATABASE_URL."""
     name = f"assistd_test_{secrets.token_hex(6)}"
-    _pg("create", name)
-    admin = httpx.URL(PG_ADMIN_URL)
-    return str(admin.copy_with(scheme="postgresql+asyncpg", path=f"/{name}"))
+    _pg(admin_url, "create", name)
+    url = urlunsplit(urlsplit(admin_url)._replace(scheme="postgresql+asyncpg", path=f"/{name}"))
+    _admin_urls[url] = admin_url
+    return url
 
 
 def drop_pg_database(url: str) -> None:
-    _pg("drop", httpx.URL(url).path.lstrip("/"))
+    _pg(_admin_urls.pop(url, PG_ADMIN_URL), "drop", urlsplit(url).path.lstrip("/"))
 
 
 @contextmanager
-def backend_server(backend: str, data_dir: Path) -> Iterator[Server]:
-    """A running server on ``backend`` ("sqlite", or "postgres" with a fresh database dropped after)."""
+def pgvector_postgres(root: Path) -> Iterator[str]:
+    """A PostgreSQL server with the pgvector extension, started in ``root`` from the build that the
+    ``pgserver`` package ships (PostgreSQL 16, pgvector 0.6; nothing is downloaded), stopped and deleted
+    after; yields its admin URL. It listens on a Unix socket in its data directory only. As root,
+    pgserver runs it as a user of its own, ``pgserver``, which it adds if missing."""
+    with warnings.catch_warnings():
+        # platformdirs warns, when pgserver is imported, that XDG_RUNTIME_DIR is unset (root in a
+        # container); the suite turns warnings into errors.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+        instance = pgserver.get_server(root / "data", cleanup_mode="delete")
+    try:
+        yield instance.get_uri()
+    finally:
+        instance.cleanup()
+
+
+@contextmanager
+def backend_server(backend: str, data_dir: Path, *, pg_admin_url: str | None = None) -> Iterator[Server]:
+    """A running server on ``backend``: "sqlite", or "postgres" (the server of ``pg_admin_url``, by
+    default the machine's) or "pgvector" (the server of ``pg_admin_url``, which must have pgvector) with
+    a fresh database dropped after."""
     env: dict[str, str] = {}
     database_url = None
-    if backend == "postgres":
-        if not postgres_enabled():
+    if backend in ("postgres", "pgvector"):
+        if backend == "postgres" and not postgres_enabled():
             pytest.skip("ASSISTD_TEST_PG=off")
-        database_url = create_pg_database()
+        if backend == "pgvector" and not pgvector_enabled():
+            pytest.skip("ASSISTD_TEST_PGVECTOR=off or ASSISTD_TEST_PG=off")
+        if backend == "pgvector" and pg_admin_url is None:
+            raise ValueError("the pgvector backend needs the admin URL of a server with pgvector")
+        database_url = create_pg_database(pg_admin_url or PG_ADMIN_URL)
         env["ASSISTD_DATABASE_URL"] = database_url
     instance = Server(data_dir=data_dir, env=env)
     try:

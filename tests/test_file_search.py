@@ -134,6 +134,7 @@ def check_citation(message: Message, file_id: str) -> str:
     return annotation.text
 
 
+@pytest.mark.pgvector
 def test_search_step_results_and_citation(sdk: openai.OpenAI, library: tuple[str, dict[str, str]]) -> None:
     store_id, ids = library
     assistant_id = searching_assistant(sdk, store_id)

@@ -5,16 +5,30 @@ result's ``score`` stays its cosine similarity. So where the results of a query 
 the scores alone would not give, full text put them there. The documents are chosen so that the
 embedding model ranks the one with the exact term asked for (a part number among look-alike ones, a
 Japanese name among look-alike ones) below others: it can only come first by its words.
+
+These tests also run on PostgreSQL with pgvector, where the vector ranking is a query in the database
+(migration 0006) rather than numpy over vectors kept in memory; the last ones check that it is, and
+that it ranks as numpy does.
 """
 
 from __future__ import annotations
+
+import asyncio
+import math
+import random
+import re
+import struct
+from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
 
 from tests.conftest import make_client
-from tests.harness import Server
+from tests.harness import Server, create_pg_database, drop_pg_database
 from tests.test_vector_stores import TIMEOUT, add_file, hits, search_body, store_with, upload, wait_store
+
+pytestmark = pytest.mark.pgvector
 
 # One report mentions part XK-4471 in passing; the others are product sheets of parts whose numbers look
 # alike (KX-4471, XK-4472, ...), which is what the embedding model finds closest to "XK-4471".
@@ -208,3 +222,178 @@ def test_another_process_sees_every_change(server: Server) -> None:
             assert [file_id for file_id, _, _ in hits(reader, store.id, CODE)] == [grinder.id]
     finally:
         other.stop()
+
+
+# -- pgvector ---------------------------------------------------------------------------------------------
+
+# A question that shares no word with the report or the sheets: full text finds nothing, and the order is
+# the vector ranking's.
+NO_SHARED_WORD = "Which saw makes curved cuts?"
+
+
+def fetch(database_url: str, query: str, *args: object) -> list[Any]:
+    """The rows of ``query`` on a server's database (its ASSISTD_DATABASE_URL)."""
+    import asyncpg  # the server's driver: absent from the client-only environment, which has no PostgreSQL
+
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(database_url.replace("+asyncpg", "", 1))
+        try:
+            return list(await conn.fetch(query, *args))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def floats(embedding: bytes) -> tuple[float, ...]:
+    """Stored embedding bytes (float32, little-endian) as numbers."""
+    return struct.unpack(f"<{len(embedding) // 4}f", embedding)
+
+
+def same_floats(vector: list[float] | None, embedding: bytes) -> bool:
+    """Whether ``vector`` (a ``real[]`` read back) is the float32 bytes ``embedding``, bit for bit."""
+    return vector is not None and struct.pack(f"<{len(vector)}f", *vector) == embedding
+
+
+@pytest.mark.backend("pgvector")
+def test_pgvector_ranks_in_the_database(server: Server, sdk: openai.OpenAI) -> None:
+    """Each chunk's vector in the database is its embedding, and search returns the ranking and the
+    scores that numpy computes from the embeddings; changed by hand, the vector in the database is what
+    ranks, so the ranking is done there."""
+    documents = [("warehouse.txt", WAREHOUSE), *SHEETS.items()]
+    words = {word for _, body in documents for word in re.findall(r"\w+", body.lower())}
+    assert not words & set(re.findall(r"\w+", NO_SHARED_WORD.lower()))
+    store_id, _ = store_with(sdk, *[(name, body.encode()) for name, body in documents])
+    database_url = server.env["ASSISTD_DATABASE_URL"]
+    chunks = fetch(
+        database_url,
+        "SELECT file_id, embedding, embedding_vec::real[] AS vector FROM vector_store_chunks"
+        " WHERE vector_store_id = $1",
+        store_id,
+    )
+    assert len(chunks) == len(documents)  # a chunk each
+    assert all(same_floats(chunk["vector"], chunk["embedding"]) for chunk in chunks)
+
+    embedded = sdk.embeddings.create(model="multilingual-e5-small", input=NO_SHARED_WORD)
+    query = embedded.data[0].embedding
+    # What the ranking in memory computes: the dot product of the stored embedding and the query vector.
+    by_numpy = {
+        chunk["file_id"]: math.fsum(a * b for a, b in zip(floats(chunk["embedding"]), query, strict=True))
+        for chunk in chunks
+    }
+    found = hits(sdk, store_id, NO_SHARED_WORD)
+    assert in_score_order(found)
+    assert {file_id: score for file_id, score, _ in found} == pytest.approx(by_numpy, abs=1e-5)
+
+    # The vector of the farthest chunk made the query's own: it comes first, with a score of 1. Its
+    # embedding's bytes, which a ranking in memory would read, are as they were.
+    farthest = min(by_numpy, key=by_numpy.__getitem__)
+    fetch(
+        database_url,
+        "UPDATE vector_store_chunks SET embedding_vec = $1::real[]::vector"
+        " WHERE vector_store_id = $2 AND file_id = $3",
+        query,
+        store_id,
+        farthest,
+    )
+    found = hits(sdk, store_id, NO_SHARED_WORD)
+    assert found[0][0] == farthest
+    assert found[0][1] == pytest.approx(1.0, abs=1e-5)
+
+
+def chunk_embeddings() -> dict[str, bytes]:
+    """Embeddings by file id: random float32 values, the edge cases of the format, and bytes that are
+    no vector pgvector takes (a NaN, none, not a multiple of 4)."""
+    rng = random.Random(7)
+    values = [struct.unpack("<f", struct.pack("<I", rng.getrandbits(32)))[0] for _ in range(384)]
+    values = [value if math.isfinite(value) else 1.5 for value in values]
+    # Zero and minus zero, the smallest subnormal, the largest negative subnormal, the smallest normal,
+    # the largest float32, and two ordinary values.
+    edges = [0.0, -0.0, 1e-45, -1.1754942e-38, 1.1754944e-38, 3.4028235e38, -2.5, 1 / 3]
+    return {
+        "random": struct.pack("<384f", *values),
+        "edges": struct.pack("<8f", *edges),
+        "nan": struct.pack("<2f", 0.5, math.nan),
+        "empty": b"",
+        "odd": b"\0\0\0",
+    }
+
+
+@pytest.mark.anyio
+async def test_the_vector_column_follows_the_embeddings(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Migration 0006 on a database with chunks: with pgvector, every chunk gets the vector of its
+    embedding's bytes, exactly (NULL for bytes that are none), inserts and updates of embeddings keep it
+    in step, and a downgrade takes it away; without pgvector (SQLite, the machine's PostgreSQL) it adds
+    nothing, and search ranks in memory."""
+    pytest.importorskip("alembic")  # the server's own code: absent from the client-only environment
+    from sqlalchemy import text
+
+    from assistd.store import migrate
+    from assistd.store.database import Database
+
+    if backend == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'vectors.db'}"
+    elif backend == "postgres":
+        url = create_pg_database()
+    else:
+        url = create_pg_database(request.getfixturevalue("pgvector_admin_url"))
+    embeddings = chunk_embeddings()
+    insert = text(
+        "INSERT INTO vector_store_chunks (project_id, vector_store_id, file_id, chunk_index, text,"
+        " start_offset, end_offset, tokens, embedding)"
+        " VALUES ('proj_v', 'vs_v', :file, 0, 'x', 0, 1, 1, :embedding)"
+    )
+    read = text("SELECT file_id, embedding, embedding_vec::real[] FROM vector_store_chunks")
+    database = Database.from_url(url)
+
+    async def columns() -> set[str]:
+        async with database.read() as conn:
+            return set((await conn.execute(text("SELECT * FROM vector_store_chunks LIMIT 0"))).keys())
+
+    async def check_vectors() -> None:
+        async with database.read() as conn:
+            for file_id, embedding, vector in (await conn.execute(read)).tuples():
+                if file_id in ("nan", "empty", "odd"):
+                    assert vector is None, file_id
+                else:
+                    assert same_floats(vector, embedding), file_id
+
+    try:
+        await migrate.upgrade(database, "0005")
+        async with database.write() as conn:
+            await conn.execute(text("INSERT INTO projects VALUES ('proj_v', 'v', 0)"))
+            await conn.execute(
+                text(
+                    "INSERT INTO vector_stores (id, project_id, created_at, name)"
+                    " VALUES ('vs_v', 'proj_v', 0, '')"
+                )
+            )
+            for file_id in ("random", "nan", "empty"):
+                await conn.execute(insert, {"file": file_id, "embedding": embeddings[file_id]})
+        await migrate.upgrade(database)
+        if backend != "pgvector":
+            assert "embedding_vec" not in await columns()
+            return
+
+        await check_vectors()  # the chunks there before
+        async with database.write() as conn:
+            for file_id in ("edges", "odd"):
+                await conn.execute(insert, {"file": file_id, "embedding": embeddings[file_id]})
+            await conn.execute(
+                text("UPDATE vector_store_chunks SET embedding = :embedding WHERE file_id = 'random'"),
+                {"embedding": embeddings["edges"]},
+            )
+            await conn.execute(text("UPDATE vector_store_chunks SET text = 'y' WHERE file_id = 'edges'"))
+        await check_vectors()
+
+        async with database.write() as conn:
+            await conn.run_sync(lambda sync: migrate.command.downgrade(migrate.alembic_config(sync), "0005"))
+        assert "embedding_vec" not in await columns()
+        await migrate.upgrade(database)
+        await check_vectors()
+    finally:
+        await database.close()
+        if backend != "sqlite":
+            drop_pg_database(url)

@@ -4,7 +4,7 @@ fusion, with OpenAI's attribute filters.
 A search ranks the chunks of the stores asked for twice:
 
 * **by vector**: cosine similarity (embeddings are unit vectors) to the nearest of the query vectors,
-  exact, over every chunk (numpy);
+  exact, over every chunk: in numpy, or in the database where PostgreSQL has pgvector (see below);
 * **by full text**, when query texts are given: the chunks that contain a rare query term (one found in
   at most :data:`RARE_SHARE` of the chunks searched), each scoring the inverse document frequency
   (BM25's, over the chunks searched) of each rare term it contains, ties going to the nearer vector.
@@ -28,10 +28,19 @@ words, case-insensitively, the same on both databases; how CJK is matched differ
 of 1 or 2 characters cannot be searched; on PostgreSQL every CJK character is a lexeme, so n-grams are
 bigrams, each a phrase of two characters.
 
-Reading: the vectors of a store (not its texts) are kept in memory per process (:class:`_Cache`, at
-most :data:`CACHE_BYTES`) with the store's ``chunk_version``, which triggers move in the same transaction
-as any change to its chunks, whichever process makes it; a search reads that counter and reads the
-vectors again only when it has moved. Texts are read for the hits only.
+Reading, in memory (SQLite, and PostgreSQL without pgvector): the vectors of a store (not its texts) are
+kept in memory per process (:class:`_Cache`, at most :data:`CACHE_BYTES`) with the store's
+``chunk_version``, which triggers move in the same transaction as any change to its chunks, whichever
+process makes it; a search reads that counter and reads the vectors again only when it has moved. Texts
+are read for the hits only.
+
+Reading, on pgvector (the column ``embedding_vec`` of migration 0006, looked for once per database and
+process): the database ranks the vectors, an exact scan of the stores' chunks ordered by cosine distance
+(``<=>``), and returns the :data:`CANDIDATES` nearest; the chunks full text finds are read with their
+similarity. No process holds a store's vectors, which is what many processes that share one database
+need; each keeps only the stores' chunk counts, by ``chunk_version`` (full text's share needs them). The
+two readings give the same candidates and scores, up to float rounding: only :meth:`_Chunks.nearest` and
+:meth:`_Chunks.include` differ; fusion, filters and hits are one code.
 """
 
 from __future__ import annotations
@@ -42,16 +51,26 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import numpy as np
 import numpy.typing as npt
 from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    Float,
     Integer,
+    String,
+    and_,
+    any_,
+    case,
+    cast,
     column,
     func,
     literal,
     literal_column,
+    or_,
     select,
     table,
     text,
@@ -59,6 +78,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable, Select
+from sqlalchemy.types import UserDefinedType
 
 from assistd.store import tables
 
@@ -89,6 +109,8 @@ MAX_TERMS: Final = 32  # distinct query terms searched; a long query's first one
 # The vectors kept in memory per process: ~170,000 chunks of 384 dimensions. A larger store is read for
 # each search.
 CACHE_BYTES: Final = 256 * 1024 * 1024
+# Stores whose chunk count a process keeps on pgvector (a few dozen bytes each).
+COUNTED_STORES: Final = 65_536
 
 # Han (with its extensions and compatibility forms, and 々〆〇), hiragana, katakana (also half-width) and
 # hangul (syllables and jamo). Must be the class of migration 0005, which indexes these characters apart
@@ -132,21 +154,32 @@ async def search(
     if not queries or not store_ids:
         return []
     store_ids = list(dict.fromkeys(store_ids))
-    rows = _Rows(await _snapshots(conn, project_id, store_ids))
+    vectors = np.asarray(queries, dtype=np.float32)
+    found: dict[tuple[str, str], _File] | None = None
+    allowed: set[tuple[str, str]] | None = None
+    if filters:
+        found = await _completed_files(conn, project_id, store_ids)
+        allowed = {key for key, file in found.items() if matches(filters, file.attributes)}
+    rows: _Chunks
+    if await _uses_pgvector(conn):
+        rows = await _Nearest.read(conn, project_id, store_ids, vectors, allowed)
+    else:
+        rows = _Rows(await _snapshots(conn, project_id, store_ids), vectors)
     if not rows.count:
         return []
-    if filters:
-        rows.keep(await _completed_files(conn, project_id, store_ids), filters)
-    similarity = rows.similarity(np.asarray(queries, dtype=np.float32))
 
-    lists = [_top(similarity, rows.allowed)]
     terms = query_terms(texts, dialect=conn.dialect.name)
+    most = _most_chunks(rows.count)
+    matched = await _term_matches(conn, store_ids, terms, most) if terms else []
+    await rows.include(conn, [seq for seqs in matched if len(seqs) <= most for seq in seqs])
+    if found is not None and allowed is not None:
+        rows.keep(found, allowed)
+    lists = [rows.nearest()]
     if terms:
-        most = _most_chunks(rows.count)
-        matched = await _term_matches(conn, store_ids, terms, most)
         relevance = _term_relevance(rows, matched, most)
-        lists.append(_top_by_text(relevance, similarity, rows.allowed))
+        lists.append(_top_by_text(relevance, rows.similarity, rows.allowed))
 
+    similarity = rows.similarity
     fused: dict[int, float] = {}
     for ranked in lists:
         for rank, row in enumerate(ranked.tolist(), start=1):
@@ -242,21 +275,30 @@ class _Cache:
 _cache = _Cache(CACHE_BYTES)
 
 
+def _key(conn: AsyncConnection, project_id: str, store_id: str) -> _Key:
+    return conn.engine.url.render_as_string(), project_id, store_id
+
+
+async def _versions(conn: AsyncConnection, project_id: str, store_ids: list[str]) -> dict[str, int]:
+    """The chunk versions of the stores that exist in the project."""
+    result = await conn.execute(
+        select(stores.c.id, stores.c.chunk_version).where(
+            stores.c.project_id == project_id, stores.c.id.in_(store_ids)
+        )
+    )
+    return {store_id: version for store_id, version in result.tuples()}
+
+
 async def _snapshots(conn: AsyncConnection, project_id: str, store_ids: list[str]) -> list[_Snapshot]:
     """The stores' snapshots, read again for the stores whose chunk version has moved.
 
     The version is read before the chunks, so a snapshot is never older than the version it is kept
     under: a change committed in between makes the version move again, and the next search reads again.
     """
-    result = await conn.execute(
-        select(stores.c.id, stores.c.chunk_version).where(
-            stores.c.project_id == project_id, stores.c.id.in_(store_ids)
-        )
-    )
-    versions = {store_id: version for store_id, version in result.tuples()}
+    versions = await _versions(conn, project_id, store_ids)
     found: list[_Snapshot] = []
     for store_id in store_ids:
-        key = (conn.engine.url.render_as_string(), project_id, store_id)
+        key = _key(conn, project_id, store_id)
         if store_id not in versions:
             _cache.drop(key)
             continue
@@ -298,6 +340,212 @@ async def _read_snapshot(conn: AsyncConnection, project_id: str, store_id: str, 
     )
 
 
+# -- the vectors of stores, in the database (pgvector) ----------------------------------------------------
+
+
+class _Vector(UserDefinedType[str]):
+    """pgvector's ``vector``, of any dimension."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **_kw: Any) -> str:
+        return "vector"
+
+
+# Migration 0006's column, which tables.py does not declare (not every database has it).
+_embedding_vec = literal_column("vector_store_chunks.embedding_vec", _Vector())
+# Whether a database has it, by its URL (password hidden). Looked up once per process: the migrations
+# that add or drop it run before a server serves.
+_pgvector: dict[str, bool] = {}
+
+
+async def _uses_pgvector(conn: AsyncConnection) -> bool:
+    if conn.dialect.name != "postgresql":
+        return False
+    url = conn.engine.url.render_as_string()
+    found = _pgvector.get(url)
+    if found is None:
+        column_there = await conn.scalar(
+            text(
+                "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = to_regclass('vector_store_chunks')"
+                " AND attname = 'embedding_vec' AND NOT attisdropped)"
+            )
+        )
+        found = _pgvector[url] = bool(column_there)
+    return found
+
+
+class _Counts:
+    """The stores' chunk counts, by database, project and store, each with the chunk version it was
+    counted at; at most COUNTED_STORES, least recently used dropped first."""
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[_Key, tuple[int, int]] = OrderedDict()
+
+    async def total(self, conn: AsyncConnection, project_id: str, store_ids: list[str]) -> int:
+        """The chunks of the stores, counted again for the stores whose chunk version has moved (read
+        before the count, as for a snapshot)."""
+        versions = await _versions(conn, project_id, store_ids)
+        total = 0
+        stale: list[str] = []
+        for store_id, version in versions.items():
+            key = _key(conn, project_id, store_id)
+            known = self._items.get(key)
+            if known is not None and known[0] == version:
+                self._items.move_to_end(key)
+                total += known[1]
+            else:
+                stale.append(store_id)
+        if stale:
+            result = await conn.execute(
+                select(chunks.c.vector_store_id, func.count())
+                .where(chunks.c.project_id == project_id, chunks.c.vector_store_id.in_(stale))
+                .group_by(chunks.c.vector_store_id)
+            )
+            counted = {store_id: count for store_id, count in result.tuples()}
+            for store_id in stale:
+                self._items[_key(conn, project_id, store_id)] = (versions[store_id], counted.get(store_id, 0))
+                total += counted.get(store_id, 0)
+            while len(self._items) > COUNTED_STORES:
+                self._items.popitem(last=False)
+        return total
+
+
+_counts = _Counts()
+
+
+class _Nearest:
+    """The chunks of one search on pgvector: the CANDIDATES nearest by vector, as the database ranked
+    them (rows 0 .. ``ranked`` - 1), then those :meth:`include` asks for; ``count`` is every chunk of the
+    stores, as for :class:`_Rows`."""
+
+    def __init__(self, project_id: str, store_ids: list[str], vectors: npt.NDArray[np.float32], count: int):
+        self.project_id = project_id
+        self.store_ids = store_ids
+        self.dimensions = vectors.shape[1]
+        self.count = count
+        self.allowed: npt.NDArray[np.bool_] | None = None
+        self.files: dict[tuple[str, str], _File] = {}
+        self.similarity = np.zeros(0, dtype=np.float32)
+        self.ranked = 0
+        self._seqs: list[int] = []
+        self._keys: list[tuple[str, str]] = []
+        self._rows: dict[int, int] = {}
+        # The query vectors as text, each cast to a vector once per statement (a scalar subquery is an
+        # InitPlan; a cast of a parameter in a generic plan would be done again for every row). Python's
+        # repr of a float32 widened to a float is exact, and pgvector reads it back to the same float32.
+        given = [
+            select(cast(literal("[" + ",".join(map(repr, vector.tolist())) + "]", String), _Vector()))
+            for vector in vectors
+        ]
+        distances = [_embedding_vec.op("<=>", return_type=Float)(query.scalar_subquery()) for query in given]
+        # To the nearest query vector; NULL for a vector of another size, which pgvector refuses to
+        # compare (stores indexed with another embedding model), and for a chunk without one.
+        self.distance = case(
+            (
+                func.vector_dims(_embedding_vec) == self.dimensions,
+                distances[0] if len(distances) == 1 else func.least(*distances, type_=Float),
+            ),
+            else_=None,
+        )
+
+    @classmethod
+    async def read(
+        cls,
+        conn: AsyncConnection,
+        project_id: str,
+        store_ids: list[str],
+        vectors: npt.NDArray[np.float32],
+        allowed: set[tuple[str, str]] | None,
+    ) -> _Nearest:
+        """The CANDIDATES chunks of the stores nearest to the query vectors, of the ``allowed`` files
+        only (None: of any), ranked exactly (migration 0006 says why there is no vector index)."""
+        nearest = cls(project_id, store_ids, vectors, await _counts.total(conn, project_id, store_ids))
+        if not nearest.count or allowed == set():
+            return nearest
+        distance = nearest.distance.label("distance")
+        # The size is checked in the distance, not here: the planner estimates the rows left by a
+        # condition on a function's result with a fixed guess (0.5%), which makes it scan every store's
+        # chunks rather than use the index on the store.
+        where = [
+            chunks.c.project_id == project_id,
+            chunks.c.vector_store_id.in_(store_ids),
+            _embedding_vec.is_not(None),
+        ]
+        if allowed is not None:
+            where.append(_of_files(allowed))
+        result = await conn.execute(
+            select(chunks.c.seq, chunks.c.vector_store_id, chunks.c.file_id, distance)
+            .where(*where)
+            .order_by(distance.asc().nulls_last(), chunks.c.seq)
+            .limit(CANDIDATES)
+        )
+        nearest._add(row for row in result.tuples() if row[3] is not None)
+        nearest.ranked = len(nearest._seqs)
+        return nearest
+
+    def nearest(self) -> npt.NDArray[np.intp]:
+        return np.arange(self.ranked, dtype=np.intp)
+
+    async def include(self, conn: AsyncConnection, seqs: list[int]) -> None:
+        """Makes rows of the chunks ``seqs`` of the stores, with their similarity (one statement)."""
+        wanted = sorted({seq for seq in seqs if seq not in self._rows})
+        if not wanted:
+            return
+        result = await conn.execute(
+            select(chunks.c.seq, chunks.c.vector_store_id, chunks.c.file_id, self.distance).where(
+                chunks.c.project_id == self.project_id,
+                chunks.c.vector_store_id.in_(self.store_ids),
+                chunks.c.seq == any_(cast(literal(wanted, ARRAY(BigInteger)), ARRAY(BigInteger))),
+            )
+        )
+        self._add(result.tuples())
+
+    def _add(self, found: Iterable[tuple[int, str, str, float | None]]) -> None:
+        added: list[float] = []
+        for seq, store_id, file_id, distance in found:
+            self._rows[seq] = len(self._seqs)
+            self._seqs.append(seq)
+            self._keys.append((store_id, file_id))
+            # No vector, or a zero one (a NaN distance): as unrelated as a vector can be to the query.
+            added.append(0.0 if distance is None or math.isnan(distance) else 1.0 - distance)
+        self.similarity = np.concatenate([self.similarity, np.asarray(added, dtype=np.float32)])
+
+    def keep(self, found: dict[tuple[str, str], _File], allowed: set[tuple[str, str]]) -> None:
+        self.files = found
+        self.allowed = np.fromiter(
+            (key in allowed for key in self._keys), dtype=np.bool_, count=len(self._keys)
+        )
+
+    def file_of(self, row: int) -> tuple[str, str]:
+        return self._keys[row]
+
+    def chunk(self, row: int) -> tuple[int, str, str]:
+        store_id, file_id = self._keys[row]
+        return self._seqs[row], store_id, file_id
+
+    def rows_of(self, seqs: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+        found = [self._rows[seq] for seq in seqs.tolist() if seq in self._rows]
+        return np.asarray(found, dtype=np.intp)
+
+
+def _of_files(allowed: set[tuple[str, str]]) -> ColumnElement[bool]:
+    """Chunks of the files ``allowed``, by (store, file): per store, an array of file ids (which the index
+    on store and file serves, and which is one parameter however many files)."""
+    by_store: dict[str, list[str]] = {}
+    for store_id, file_id in sorted(allowed):
+        by_store.setdefault(store_id, []).append(file_id)
+    return or_(
+        *(
+            and_(
+                chunks.c.vector_store_id == store_id,
+                chunks.c.file_id == any_(cast(literal(file_ids, ARRAY(String)), ARRAY(String))),
+            )
+            for store_id, file_ids in by_store.items()
+        )
+    )
+
+
 # -- one search's rows ------------------------------------------------------------------------------------
 
 
@@ -331,29 +579,69 @@ async def _completed_files(
     }
 
 
-class _Rows:
-    """The chunks of one search, numbered across the stores' snapshots: store k's row i is row
-    ``offsets[k] + i``. ``allowed`` marks the chunks that may be found (None: all of them); ``files``
-    are the searchable files read so far, by (store, file)."""
+class _Chunks(Protocol):
+    """The chunks one search ranks, as rows numbered from 0: every chunk of the stores (:class:`_Rows`,
+    in memory) or the ones that can rank (:class:`_Nearest`, on pgvector). ``count`` is the chunks of
+    the stores; ``similarity`` each row's cosine similarity to the nearest query vector; ``allowed`` marks
+    the rows that may be found (None: all of them); ``files`` are the searchable files read so far, by
+    (store, file)."""
 
-    def __init__(self, snapshots: list[_Snapshot]) -> None:
+    count: int
+    similarity: npt.NDArray[np.float32]
+    allowed: npt.NDArray[np.bool_] | None
+    files: dict[tuple[str, str], _File]
+
+    def nearest(self) -> npt.NDArray[np.intp]:
+        """The allowed rows of the CANDIDATES highest similarities, best first."""
+        ...
+
+    async def include(self, conn: AsyncConnection, seqs: list[int]) -> None:
+        """Makes sure that the chunks ``seqs`` of the stores are rows."""
+        ...
+
+    def keep(self, found: dict[tuple[str, str], _File], allowed: set[tuple[str, str]]) -> None:
+        """Allows only the chunks of the files ``allowed`` (of those ``found``)."""
+        ...
+
+    def file_of(self, row: int) -> tuple[str, str]: ...
+
+    def chunk(self, row: int) -> tuple[int, str, str]:
+        """The row's seq, store and file."""
+        ...
+
+    def rows_of(self, seqs: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
+        """The rows of the chunks ``seqs``, in no particular order."""
+        ...
+
+
+class _Rows:
+    """Every chunk of one search, in memory, numbered across the stores' snapshots: store k's row i is
+    row ``offsets[k] + i``."""
+
+    def __init__(self, snapshots: list[_Snapshot], queries: npt.NDArray[np.float32]) -> None:
         self.snapshots = snapshots
         sizes = [len(snapshot.seqs) for snapshot in snapshots]
         self.offsets = np.cumsum([0, *sizes])
         self.count = int(self.offsets[-1])
         self.allowed: npt.NDArray[np.bool_] | None = None
         self.files: dict[tuple[str, str], _File] = {}
+        parts = [(snapshot.matrix @ queries.T).max(axis=1) for snapshot in snapshots]
+        self.similarity = (
+            np.concatenate(parts).astype(np.float32, copy=False) if parts else np.zeros(0, np.float32)
+        )
 
-    def keep(self, found: dict[tuple[str, str], _File], filters: dict[str, Any]) -> None:
-        """Allows only the chunks of the files ``found`` whose attributes match ``filters``."""
+    def nearest(self) -> npt.NDArray[np.intp]:
+        return _top(self.similarity, self.allowed)
+
+    async def include(self, conn: AsyncConnection, seqs: list[int]) -> None:
+        """Nothing to do: every chunk is a row."""
+
+    def keep(self, found: dict[tuple[str, str], _File], allowed: set[tuple[str, str]]) -> None:
         self.files = found
         masks = []
         for snapshot in self.snapshots:
             codes = [
-                code
-                for code, file_id in enumerate(snapshot.files)
-                if (file := found.get((snapshot.store_id, file_id))) is not None
-                and matches(filters, file.attributes)
+                code for code, file_id in enumerate(snapshot.files) if (snapshot.store_id, file_id) in allowed
             ]
             masks.append(np.isin(snapshot.codes, np.asarray(codes, dtype=np.int32)))
         self.allowed = np.concatenate(masks)
@@ -362,13 +650,11 @@ class _Rows:
         snapshot, index = self.locate(row)
         return snapshot.store_id, snapshot.files[snapshot.codes[index]]
 
-    def similarity(self, queries: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        """Each row's cosine similarity to the nearest query vector."""
-        parts = [(snapshot.matrix @ queries.T).max(axis=1) for snapshot in self.snapshots]
-        return np.concatenate(parts).astype(np.float32, copy=False)
+    def chunk(self, row: int) -> tuple[int, str, str]:
+        snapshot, index = self.locate(row)
+        return int(snapshot.seqs[index]), snapshot.store_id, snapshot.files[snapshot.codes[index]]
 
     def rows_of(self, seqs: npt.NDArray[np.int64]) -> npt.NDArray[np.intp]:
-        """The rows of the chunks ``seqs`` that are in the snapshots, in no particular order."""
         parts = [
             snapshot.rows_of(seqs) + int(offset)
             for snapshot, offset in zip(self.snapshots, self.offsets[:-1], strict=True)
@@ -402,26 +688,24 @@ def _top_by_text(
 
 
 async def _hits(
-    conn: AsyncConnection, project_id: str, rows: _Rows, chosen: list[tuple[int, float]]
+    conn: AsyncConnection, project_id: str, rows: _Chunks, chosen: list[tuple[int, float]]
 ) -> list[Hit]:
     """The chosen rows as hits, in order, with their texts. A chunk deleted meanwhile is left out, also
     when SQLite has given its seq to a chunk written since (it reuses the highest row ids)."""
     if not chosen:
         return []
-    located = [(rows.locate(row), score) for row, score in chosen]
-    seqs = [int(snapshot.seqs[index]) for (snapshot, index), _ in located]
+    located = [(rows.chunk(row), score) for row, score in chosen]
     result = await conn.execute(
         select(chunks.c.seq, chunks.c.vector_store_id, chunks.c.file_id, chunks.c.text).where(
-            chunks.c.project_id == project_id, chunks.c.seq.in_(seqs)
+            chunks.c.project_id == project_id, chunks.c.seq.in_([seq for (seq, _, _), _ in located])
         )
     )
     texts = {(seq, store_id, file_id): body for seq, store_id, file_id, body in result.tuples()}
     hits = []
-    for seq, ((snapshot, index), score) in zip(seqs, located, strict=True):
-        file_id = snapshot.files[snapshot.codes[index]]
-        body = texts.get((seq, snapshot.store_id, file_id))
+    for (seq, store_id, file_id), score in located:
+        body = texts.get((seq, store_id, file_id))
         if body is not None:
-            file = rows.files[snapshot.store_id, file_id]
+            file = rows.files[store_id, file_id]
             hits.append(Hit(file_id, file.filename, score, body, file.attributes))
     return hits
 
@@ -517,10 +801,10 @@ def _fts5_string(value: str) -> str:
     return '"' + value.replace('"', '""') + '"'
 
 
-def _term_relevance(rows: _Rows, matched: list[list[int]], most: int) -> npt.NDArray[np.float64]:
+def _term_relevance(rows: _Chunks, matched: list[list[int]], most: int) -> npt.NDArray[np.float64]:
     """Per row, the sum of the inverse document frequencies of the terms it contains that are found in
     at most ``most`` chunks."""
-    relevance = np.zeros(rows.count, dtype=np.float64)
+    relevance = np.zeros(len(rows.similarity), dtype=np.float64)
     for found in matched:
         if not found or len(found) > most:
             continue
