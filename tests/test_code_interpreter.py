@@ -30,7 +30,11 @@ from tests.run_support import (
     wait_for_run,
 )
 
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap (bubblewrap) is not installed")
+pytestmark = [
+    pytest.mark.skipif(shutil.which("bwrap") is None, reason="bwrap (bubblewrap) is not installed"),
+    # What code does is the same whichever database keeps the run; the suite's time is spent once.
+    pytest.mark.backend("sqlite"),
+]
 
 CODE_INTERPRETER: list[CodeInterpreterToolParam] = [{"type": "code_interpreter"}]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
