@@ -76,6 +76,7 @@ bench: $(VENV)/.dev
 	$(BIN)/python bench/runs.py
 	$(BIN)/python bench/backends.py
 	$(BIN)/python bench/retrieval.py
+	$(BIN)/python bench/code_interpreter.py
 
 clean:
 	rm -rf $(VENV) $(SDK1_VENV) .mypy_cache .ruff_cache .pytest_cache
