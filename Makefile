@@ -71,7 +71,7 @@ test-sdk1: $(VENV)/.dev $(SDK1_VENV)/.installed
 		$(SDK1_VENV)/bin/python -m pytest -p no:cacheprovider
 
 # The benchmarks, each side by side with its floor; several minutes each (see BENCHMARKS.md).
-bench: $(VENV)/.dev
+bench: $(VENV)/.dev bubblewrap
 	$(BIN)/python bench/crud.py
 	$(BIN)/python bench/runs.py
 	$(BIN)/python bench/backends.py
