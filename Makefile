@@ -47,8 +47,11 @@ bubblewrap:
 serve: $(VENV)/.runtime bubblewrap
 	$(BIN)/assistd serve
 
-# The whole suite: lint, types, the tests with the current SDK, then again with the last 1.x SDK.
-test: check pytest test-sdk1
+# The whole suite: lint, types, then the tests with the current SDK and with the last 1.x SDK, side by
+# side: each waits on its servers much of the time, so the two together fit on 2 cores. Each pass's
+# output is printed whole when it ends; either failing fails the suite.
+test: check
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest test-sdk1
 
 # --- parts --------------------------------------------------------------------------------------
 
