@@ -1,10 +1,12 @@
 """Drives one claimed run: model turns, steps, messages, tool calls, and the events of each.
 
 A turn is one model call. Its text becomes a ``message_creation`` step with an assistant message, its
-function calls a ``tool_calls`` step; function calls pause the run in ``requires_action`` until the
-client submits their outputs, after which a worker claims the run again and the next turn sees them.
-State is written before each event is published. Text is written as it streams, at most every
-``FLUSH_SECONDS``, and in full when the message ends, so a crash loses at most that much.
+calls a ``tool_calls`` step. Calls to the server's own tools (file_search, code_interpreter) run here,
+one after the other, and the next turn reads their results at once (at most ``MAX_TOOL_TURNS`` such
+turns in a row); function calls pause the run in ``requires_action`` until the client submits their
+outputs, after which a worker claims the run again and the next turn sees them. State is written
+before each event is published. Text is written as it streams, at most every ``FLUSH_SECONDS``, and in
+full when the message ends, so a crash loses at most that much.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
 @dataclass(frozen=True, slots=True)
 class Prompt:
     messages: list[dict[str, Any]]
-    earlier_usage: Usage  # the tokens of the run's earlier turns (before tool outputs were submitted)
+    earlier_usage: Usage  # the tokens of the run's earlier turns (tool calls, messages) so far
     searches: list[dict[str, Any]]  # the run's file_search calls so far, in order (as steps store them)
     code_calls: list[dict[str, Any]]  # its code_interpreter calls so far, in order
     shown_images: set[str]  # the image files its messages already show
