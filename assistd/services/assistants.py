@@ -49,10 +49,7 @@ class AssistantService:
 
     async def get(self, assistant_id: str) -> Assistant:
         async with self.scope.database.read() as conn:
-            assistant = await AssistantRepository(conn, self.scope.project_id).get(assistant_id)
-        if assistant is None:
-            raise NotFound("assistant", assistant_id)
-        return assistant
+            return await AssistantRepository(conn, self.scope.project_id).require(assistant_id)
 
     async def modify(self, assistant_id: str, request: AssistantModify) -> Assistant:
         changes = _changes(request)

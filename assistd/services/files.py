@@ -58,10 +58,7 @@ class FileService:
 
     async def get(self, file_id: str) -> FileObject:
         async with self.scope.database.read() as conn:
-            found = await FileRepository(conn, self.scope.project_id).get(file_id, _not_expired())
-        if found is None:
-            raise NotFound("file", file_id)
-        return found
+            return await FileRepository(conn, self.scope.project_id).require(file_id, _not_expired())
 
     async def content(self, file_id: str) -> tuple[FileObject, AsyncIterator[bytes]]:
         found = await self.get(file_id)

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from assistd.errors import InvalidRequest, NotFound
+from assistd.errors import InvalidRequest
 from assistd.ids import Prefix, new_id, now
 from assistd.protocol.common import dump_response_format
 from assistd.protocol.pagination import Page, PageRequest
@@ -136,9 +136,7 @@ class RunService:
         additional_instructions: str | None = None,
         reasoning_effort: str | None = None,
     ) -> Run:
-        assistant = await AssistantRepository(conn, self.scope.project_id).get(options.assistant_id)
-        if assistant is None:
-            raise NotFound("assistant", options.assistant_id)
+        assistant = await AssistantRepository(conn, self.scope.project_id).require(options.assistant_id)
         tools = (
             [dump(tool) for tool in options.tools]
             if options.tools is not None
@@ -320,12 +318,9 @@ class RunService:
     async def get_step(self, thread_id: str, run_id: str, step_id: str) -> RunStep:
         async with self.scope.database.read() as conn:
             await self._run(conn, thread_id, run_id)
-            step = await RunStepRepository(conn, self.scope.project_id).get(
+            return await RunStepRepository(conn, self.scope.project_id).require(
                 step_id, tables.run_steps.c.run_id == run_id
             )
-        if step is None:
-            raise NotFound("run step", step_id)
-        return step
 
     # -- helpers -------------------------------------------------------------------------------------
 

@@ -20,8 +20,7 @@ T = TypeVar("T", bound=BaseModel)
 
 
 async def require_thread(conn: AsyncConnection, project_id: str, thread_id: str) -> None:
-    if await ThreadRepository(conn, project_id).get(thread_id) is None:
-        raise NotFound("thread", thread_id)
+    await ThreadRepository(conn, project_id).require(thread_id)
 
 
 async def missing_child(

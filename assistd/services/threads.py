@@ -68,10 +68,7 @@ class ThreadService:
 
     async def get(self, thread_id: str) -> Thread:
         async with self.scope.database.read() as conn:
-            thread = await ThreadRepository(conn, self.scope.project_id).get(thread_id)
-        if thread is None:
-            raise NotFound("thread", thread_id)
-        return thread
+            return await ThreadRepository(conn, self.scope.project_id).require(thread_id)
 
     async def modify(self, thread_id: str, request: ThreadModify) -> Thread:
         changes: dict[str, Any] = {}

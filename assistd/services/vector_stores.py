@@ -261,26 +261,17 @@ class VectorStoreService:
     # -- helpers -----------------------------------------------------------------------------------
 
     async def _store(self, conn: AsyncConnection, store_id: str) -> VectorStore:
-        store = await VectorStoreRepository(conn, self.scope.project_id).get(store_id)
-        if store is None:
-            raise NotFound("vector store", store_id)
-        return store
+        return await VectorStoreRepository(conn, self.scope.project_id).require(store_id)
 
     async def _file(self, conn: AsyncConnection, store_id: str, file_id: str) -> VectorStoreFile:
-        found = await VectorStoreFileRepository(conn, self.scope.project_id).get(
+        return await VectorStoreFileRepository(conn, self.scope.project_id).require(
             file_id, store_files.c.vector_store_id == store_id
         )
-        if found is None:
-            raise NotFound("vector store file", file_id)
-        return found
 
     async def _batch(self, conn: AsyncConnection, store_id: str, batch_id: str) -> VectorStoreFileBatch:
-        batch = await FileBatchRepository(conn, self.scope.project_id).get(
+        return await FileBatchRepository(conn, self.scope.project_id).require(
             batch_id, tables.vector_store_file_batches.c.vector_store_id == store_id
         )
-        if batch is None:
-            raise NotFound("vector store file batch", batch_id)
-        return batch
 
     async def _add_files(
         self,

@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Select, Table, delete, insert, select, tup
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from assistd.errors import InvalidRequest
+from assistd.errors import InvalidRequest, NotFound
 from assistd.ids import is_plausible_id
 from assistd.protocol.pagination import Page, PageRequest
 
@@ -74,6 +74,13 @@ class Repository(Generic[T]):
         result = await self.conn.execute(self._select(self.table.c.id == object_id, *where))
         row = result.mappings().first()
         return None if row is None else self.to_object(row)
+
+    async def require(self, object_id: str, *where: ColumnElement[bool]) -> T:
+        """The object, or ``NotFound`` naming it by the repository's ``kind``."""
+        found = await self.get(object_id, *where)
+        if found is None:
+            raise NotFound(self.kind, object_id)
+        return found
 
     async def update(
         self, object_id: str, values: Mapping[str, Any], *where: ColumnElement[bool]
