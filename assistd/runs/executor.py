@@ -244,10 +244,7 @@ class RunExecutor:
             return False
         if self.turn.calls:
             return await self._run_tool_calls(run, request.messages, finish.usage)
-        total = Usage(
-            used.prompt_tokens + finish.usage.prompt_tokens,
-            used.completion_tokens + finish.usage.completion_tokens,
-        )
+        total = used + finish.usage
         budget_hit = finish.reason == "length" and run.max_completion_tokens is not None
         if self.turn.message_id is None:
             await self._open_message(run)  # the model said nothing: still one (empty) message
@@ -528,9 +525,7 @@ class RunExecutor:
         so none runs, and the run ends incomplete."""
         turn = self.turn
         assert turn.tool_step_id is not None
-        total = Usage(
-            used.prompt_tokens + usage.prompt_tokens, used.completion_tokens + usage.completion_tokens
-        )
+        total = used + usage
         closed = None
         async with self.db.write() as conn:
             if turn.message_id is not None:
