@@ -30,70 +30,102 @@ from assistd.config import Settings
 from assistd.retrieval.indexer import Indexer
 from assistd.runs.events import EventBus
 from assistd.runs.executor import Engine
+from assistd.runs.pg_events import PgEventBus
 from assistd.runs.runtime import Runtime
 from assistd.runs.worker import Worker
 from assistd.sandbox import CodeSandbox
 from assistd.store import migrate
-from assistd.store.blobs import LocalBlobStore
-from assistd.store.database import Database
+from assistd.store.blob_stores import blob_store_kind, open_blob_store
+from assistd.store.database import Database, is_sqlite
 
 logger = logging.getLogger("assistd")
 
 UPLOAD_OVERHEAD_BYTES = 64 * 1024
 
 
+@asynccontextmanager
+async def running_engine(
+    settings: Settings, router: ModelRouter, embedder: EmbeddingBackend
+) -> AsyncIterator[Engine]:
+    """What executes runs and serves the API, opened and (at the end of the block) closed: the database,
+    file storage, the event bus, the sandbox. Shared by ``serve`` and ``worker``."""
+    database = Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
+    if settings.auto_migrate:
+        await migrate.upgrade(database)
+    blobs = await open_blob_store(settings, database)
+    # Kernels start on a run's first code_interpreter call; the sandbox says then if it cannot.
+    sandbox = CodeSandbox(settings)
+    # On PostgreSQL other processes may serve the streams of this one's runs, and execute its requests'.
+    bus = (
+        EventBus()
+        if is_sqlite(settings.effective_database_url)
+        else PgEventBus(database, retention_seconds=settings.event_retention_seconds)
+    )
+    engine = Engine(
+        database=database,
+        bus=bus,
+        models=router,
+        embeddings=embedder,
+        blobs=blobs,
+        sandbox=sandbox,
+        max_file_bytes=settings.max_file_bytes,
+        max_takeovers=settings.run_max_takeovers,
+    )
+    await bus.start()
+    await sandbox.start()
+    try:
+        yield engine
+    finally:
+        # The worker has stopped: what its executors published is written before the bus goes.
+        await bus.close()
+        await sandbox.close()
+        await blobs.close()
+        await router.aclose()
+        await embedder.aclose()
+        await database.close()
+
+
+def new_worker(engine: Engine, settings: Settings, concurrency: int | None = None) -> Worker:
+    return Worker(
+        engine,
+        concurrency=concurrency or settings.worker_concurrency,
+        lease_seconds=settings.run_lease_seconds,
+        poll_seconds=settings.worker_poll_seconds,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     # Built now, so that a configuration error stops the start with its message (ConfigError).
     router = ModelRouter.from_settings(settings)
-    embedder = _embeddings(settings)
+    embedder = embeddings_backend(settings)
+    blob_store_kind(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        database = Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
-        if settings.auto_migrate:
-            await migrate.upgrade(database)
-        blobs = LocalBlobStore(settings.data_dir / "files")
-        # Kernels start on a run's first code_interpreter call; the sandbox says then if it cannot.
-        sandbox = CodeSandbox(settings)
-        engine = Engine(
-            database=database,
-            bus=EventBus(),
-            models=router,
-            embeddings=embedder,
-            blobs=blobs,
-            sandbox=sandbox,
-            max_file_bytes=settings.max_file_bytes,
-        )
-        worker = Worker(
-            engine,
-            concurrency=settings.worker_concurrency,
-            lease_seconds=settings.run_lease_seconds,
-            poll_seconds=settings.worker_poll_seconds,
-        )
-        if settings.open_mode:
-            logger.warning(
-                "ASSISTD_API_KEYS is not set: open mode, any bearer key (or none) is accepted. "
-                "Set ASSISTD_API_KEYS before exposing this server to anyone."
-            )
-        app.state.database = database
-        app.state.blobs = blobs
-        app.state.indexer = indexer = Indexer(database, blobs, embedder)
-        app.state.models = router
-        app.state.embeddings = embedder
-        app.state.runtime = Runtime(engine=engine, worker=worker, run_ttl_seconds=settings.run_ttl_seconds)
-        worker.start()
-        await indexer.start()
-        await sandbox.start()
-        try:
-            yield
-        finally:
-            await indexer.stop()
-            await worker.stop()
-            await sandbox.close()
-            await router.aclose()
-            await embedder.aclose()
-            await database.close()
+        async with running_engine(settings, router, embedder) as engine:
+            # serve --no-worker: this node only serves the API; `assistd worker` processes run the runs.
+            worker = new_worker(engine, settings) if settings.worker else None
+            if settings.open_mode:
+                logger.warning(
+                    "ASSISTD_API_KEYS is not set: open mode, any bearer key (or none) is accepted. "
+                    "Set ASSISTD_API_KEYS before exposing this server to anyone."
+                )
+            app.state.database = engine.database
+            app.state.blobs = engine.blobs
+            app.state.indexer = indexer = Indexer(engine.database, engine.blobs, embedder)
+            app.state.models = router
+            app.state.embeddings = embedder
+            app.state.runtime = Runtime(engine=engine, run_ttl_seconds=settings.run_ttl_seconds)
+            if worker is not None:
+                worker.start()
+            await indexer.start()
+            try:
+                yield
+            finally:
+                await indexer.stop()
+                if worker is not None:
+                    await worker.stop(settings.shutdown_grace_seconds)
 
     app = FastAPI(
         title="assistd",
@@ -120,7 +152,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _embeddings(settings: Settings) -> EmbeddingBackend:
+def embeddings_backend(settings: Settings) -> EmbeddingBackend:
     if settings.embeddings_base_url:
         key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
         return UpstreamEmbeddings(

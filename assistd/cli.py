@@ -1,4 +1,4 @@
-"""The command line: ``assistd serve | migrate | --version``."""
+"""The command line: ``assistd serve | worker | migrate | --version``."""
 
 from __future__ import annotations
 
@@ -19,6 +19,10 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.host
     port = settings.port if args.port is None else args.port
+    if args.no_worker:
+        if _embedded(settings, "serve --no-worker"):
+            return 2
+        settings.worker = False
     try:
         app = create_app(settings)
     except ConfigError as error:
@@ -33,6 +37,64 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         timeout_keep_alive=30,
     )
     return 0
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Execute runs, and nothing else, until SIGTERM or SIGINT; then finish or hand back the runs in
+    progress (ASSISTD_SHUTDOWN_GRACE_SECONDS)."""
+    import signal
+
+    from assistd.app import embeddings_backend, new_worker, running_engine
+    from assistd.backends.routing import ModelRouter
+    from assistd.backends.routing_config import ConfigError
+    from assistd.store.blob_stores import blob_store_kind
+
+    if _embedded(settings, "worker"):
+        return 2
+    try:
+        router = ModelRouter.from_settings(settings)
+        blob_store_kind(settings)
+    except ConfigError as error:
+        print(f"assistd: {error}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        async with running_engine(settings, router, embeddings_backend(settings)) as engine:
+            worker = new_worker(engine, settings, args.concurrency)
+            worker.start()
+            logging.getLogger("assistd.worker").info(
+                "worker %s executing up to %d runs at once", worker.id, worker.concurrency
+            )
+            await stop.wait()
+            await worker.stop(settings.shutdown_grace_seconds)
+
+    asyncio.run(run())
+    return 0
+
+
+def _embedded(settings: Settings, command: str) -> bool:
+    """Whether the database is the embedded SQLite one, which one process serves alone (said if so)."""
+    from assistd.store.database import is_sqlite
+
+    if is_sqlite(settings.effective_database_url):
+        print(
+            f"assistd: {command} needs a PostgreSQL database shared by the API nodes and the workers "
+            "(ASSISTD_DATABASE_URL); with the embedded SQLite database `assistd serve` executes runs itself.",
+            file=sys.stderr,
+        )
+        return True
+    return False
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return number
 
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
@@ -62,7 +124,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the API server")
     serve.add_argument("--host", help="address to bind (default: ASSISTD_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (default: ASSISTD_PORT or 8000)")
+    serve.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="serve the API only; `assistd worker` processes on the same PostgreSQL execute the runs",
+    )
     serve.set_defaults(handler=_serve)
+
+    worker = commands.add_parser("worker", help="execute runs (PostgreSQL scale-out), without the API")
+    worker.add_argument(
+        "--concurrency",
+        type=_positive,
+        help="runs executed at once (default: ASSISTD_WORKER_CONCURRENCY or 64)",
+    )
+    worker.set_defaults(handler=_worker)
 
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(handler=_migrate)

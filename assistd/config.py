@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
@@ -25,6 +26,32 @@ class Settings(BaseSettings):
         default=None,
         description="SQLAlchemy async URL; overrides the embedded SQLite database "
         "(e.g. postgresql+asyncpg://user@host/db).",
+    )
+    blob_store: Literal["auto", "local", "postgres", "s3"] = Field(
+        default="auto",
+        description="Where file contents live: 'local' (under the data dir, for one machine), 'postgres' "
+        "(in the database, which every node sharing it reaches), 's3' (an S3-compatible bucket, "
+        "ASSISTD_S3_*; needs the s3 extra). 'auto': postgres when the database is PostgreSQL, else local.",
+    )
+    s3_bucket: str | None = Field(
+        default=None,
+        description="The bucket of the s3 blob store (required with it). Credentials come from the "
+        "standard AWS sources: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), "
+        "AWS_PROFILE with ~/.aws/credentials and ~/.aws/config, or the instance's role.",
+    )
+    s3_endpoint_url: str | None = Field(
+        default=None,
+        description="The endpoint of an S3-compatible server (MinIO, Ceph, R2, ...), addressed path-style "
+        "(endpoint/bucket/key). Unset: AWS S3.",
+    )
+    s3_prefix: str = Field(
+        default="",
+        description="Put before each object's name, which is the file id; e.g. 'assistd/' keeps the files "
+        "in that folder of the bucket.",
+    )
+    s3_region: str | None = Field(
+        default=None,
+        description="The bucket's region. Unset: AWS_REGION or AWS_DEFAULT_REGION, or the AWS config file.",
     )
     api_keys: str = Field(
         default="",
@@ -78,7 +105,29 @@ class Settings(BaseSettings):
         "default model.",
     )
     run_ttl_seconds: int = Field(default=600, ge=1, description="A run expires this long after creation.")
+    worker: bool = Field(
+        default=True,
+        description="Execute runs in this server process. Off (serve --no-worker): the node only serves "
+        "the API, and `assistd worker` processes sharing its PostgreSQL execute the runs.",
+    )
     worker_concurrency: int = Field(default=64, ge=1, description="Runs executed at once by this process.")
+    run_max_takeovers: int = Field(
+        default=2,
+        ge=0,
+        description="How many times a run whose worker died (or shut down) is taken over by another "
+        "worker, its unfinished turn done again; after that it fails.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=10.0,
+        ge=0,
+        description="On SIGTERM, how long runs in progress may take to finish before they are handed to "
+        "another worker (or to this server's next start).",
+    )
+    event_retention_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="PostgreSQL: how long a run's events are kept for streams that reconnect.",
+    )
     run_lease_seconds: float = Field(
         default=30.0,
         gt=0,

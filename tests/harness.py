@@ -8,6 +8,7 @@ interpreter), so that the same tests can drive it from a venv with an older ``op
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 import subprocess
@@ -42,6 +43,7 @@ class Server:
     env: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    args: list[str] = field(default_factory=list)  # more arguments of `assistd serve`
 
     @property
     def url(self) -> str:
@@ -55,17 +57,9 @@ class Server:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def start(self) -> Server:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")},
-            "ASSISTD_DATA_DIR": str(self.data_dir),
-            # Run logic is tested on the deterministic model; tests of real models ask for them.
-            "ASSISTD_DEFAULT_MODEL": "scripted",
-            **self.env,
-        }
-        command = [SERVER_PYTHON, "-m", "assistd", "serve", "--port", str(self.port)]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.process = _spawn(
+            ["serve", "--port", str(self.port), *self.args], self.data_dir, self.env, self.log_path
+        )
         self._wait_until_up()
         return self
 
@@ -85,21 +79,90 @@ class Server:
         raise RuntimeError(f"assistd did not start within {START_TIMEOUT_S} s:\n{self.log()}")
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        _stop(self.process)
 
     def kill(self) -> None:
         """SIGKILL, as a crash would: no shutdown code of the server runs."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.kill()
-        self.process.wait(timeout=15)
+        _kill(self.process)
+
+
+@dataclass
+class WorkerProcess:
+    """A running `assistd worker` (runs only, no API), on a PostgreSQL shared with servers."""
+
+    data_dir: Path
+    env: dict[str, str] = field(default_factory=dict)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "worker.log"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    @property
+    def id(self) -> str:
+        """The worker id it logged at its start (the lease owner of the runs it executes)."""
+        match = re.search(r"worker (wrk_[0-9a-f]+) executing", self.log())
+        assert match, self.log()
+        return match.group(1)
+
+    def start(self) -> WorkerProcess:
+        self.process = _spawn(["worker"], self.data_dir, self.env, self.log_path)
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while "executing up to" not in self.log():
+            if self.process.poll() is not None:
+                raise RuntimeError(f"assistd worker exited with {self.process.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                _stop(self.process)
+                raise RuntimeError(f"assistd worker did not start within {START_TIMEOUT_S} s:\n{self.log()}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+    def kill(self) -> None:
+        _kill(self.process)
+
+
+def _spawn(
+    arguments: list[str], data_dir: Path, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")},
+        "ASSISTD_DATA_DIR": str(data_dir),
+        # Run logic is tested on the deterministic model; tests of real models ask for them.
+        "ASSISTD_DEFAULT_MODEL": "scripted",
+        **env,
+    }
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            [SERVER_PYTHON, "-m", "assistd", *arguments],
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _kill(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.kill()
+    process.wait(timeout=15)
 
 
 # PostgreSQL databases are made and dropped with the server's interpreter, which has asyncpg.

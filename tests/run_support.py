@@ -163,6 +163,20 @@ SERVER_TOOL_THEN_ANSWER = [
     "thread.run.step.completed",
     "thread.run.completed",
 ]
+# The events of a streamed run that answers with text (deltas shown once, see collapse).
+TEXT_ANSWER = [
+    "thread.run.created",
+    "thread.run.queued",
+    "thread.run.in_progress",
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.message.created",
+    "thread.message.in_progress",
+    "thread.message.delta",
+    "thread.message.completed",
+    "thread.run.step.completed",
+    "thread.run.completed",
+]
 DELTAS = ("thread.message.delta", "thread.run.step.delta")
 
 
@@ -180,6 +194,7 @@ def collapse(names: list[str], repeated: str = "thread.message.delta") -> list[s
 class SSE:
     event: str
     data: str
+    id: str | None = None
 
     def json(self) -> Any:
         return json.loads(self.data)
@@ -187,20 +202,22 @@ class SSE:
 
 def read_sse(lines: Iterator[str]) -> Iterator[SSE]:
     """Server-sent events from the lines of a response, as a standard SSE decoder sees them."""
-    event, data = "", []
+    event, data, event_id = "", [], None
     for line in lines:
         if line == "":
             if event or data:
-                yield SSE(event, "\n".join(data))
-            event, data = "", []
+                yield SSE(event, "\n".join(data), event_id)
+            event, data, event_id = "", [], None
         elif line.startswith(":"):
             continue
+        elif line.startswith("id:"):
+            event_id = line[len("id:") :].strip()
         elif line.startswith("event:"):
             event = line[len("event:") :].strip()
         elif line.startswith("data:"):
             data.append(line[len("data:") :].lstrip())
     if event or data:
-        yield SSE(event, "\n".join(data))
+        yield SSE(event, "\n".join(data), event_id)
 
 
 BETA = {"OpenAI-Beta": "assistants=v2"}

@@ -1,4 +1,5 @@
-"""Runs survive their server: a crashed worker's run is failed on restart, waiting runs go on."""
+"""Runs survive their server: a crashed or stopped worker's run is taken over on restart (or failed,
+past the takeover limit), waiting runs go on."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tests.run_support import (
 )
 
 FAST_RECOVERY = {"ASSISTD_RUN_LEASE_SECONDS": "1", "ASSISTD_WORKER_POLL_SECONDS": "0.2"}
+# Interrupted runs are failed at once instead of being done again.
+NO_TAKEOVER = {**FAST_RECOVERY, "ASSISTD_RUN_MAX_TAKEOVERS": "0"}
 
 
 @pytest.fixture(autouse=True)
@@ -46,10 +49,57 @@ def restart() -> Iterator[Callable[[Server], Server]]:
 
 
 @pytest.mark.backend("sqlite")
-def test_run_of_a_killed_server_fails_as_interrupted(
+def test_run_of_a_killed_server_is_done_again_on_restart(
     start_server: Callable[..., Server], restart: Callable[[Server], Server]
 ) -> None:
     first = start_server(**FAST_RECOVERY)
+    with make_sdk(first) as client:
+        assistant = client.beta.assistants.create(model="gpt-4o")
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "/sleep 1\nback again"}])
+        run = client.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
+        wait_for_status(client, thread.id, run.id, "in_progress", timeout=5)
+        time.sleep(0.3)  # the answer's message and step exist, unfinished
+    first.kill()
+
+    second = restart(first)
+    with make_sdk(second) as client:
+        final = wait_for_run(client, thread.id, run.id, timeout=15, interval=0.1)
+        assert final.status == "completed", final
+        assert final.last_error is None
+        assert "took over run" in second.log()
+        # The interrupted turn left nothing behind: one answer, one step.
+        assert text_of(only_assistant_reply(client, thread.id, run.id)) == "You said: back again"
+        steps = list(client.beta.threads.runs.steps.list(run.id, thread_id=thread.id))
+        assert [(step.type, step.status) for step in steps] == [("message_creation", "completed")]
+
+
+@pytest.mark.backend("sqlite")
+def test_run_stopped_with_its_server_goes_on_at_the_next_start(
+    start_server: Callable[..., Server], restart: Callable[[Server], Server]
+) -> None:
+    first = start_server(**FAST_RECOVERY, ASSISTD_SHUTDOWN_GRACE_SECONDS="0.2")
+    with make_sdk(first) as client:
+        assistant = client.beta.assistants.create(model="gpt-4o")
+        thread = client.beta.threads.create(
+            messages=[{"role": "user", "content": "/sleep 2\nafter the stop"}]
+        )
+        run = client.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
+        wait_for_status(client, thread.id, run.id, "in_progress", timeout=5)
+    first.stop()  # SIGTERM: the run does not finish within the grace time, and is handed back
+    assert "Application shutdown complete" in first.log()  # it shut down, it did not die
+
+    second = restart(first)
+    with make_sdk(second) as client:
+        final = wait_for_run(client, thread.id, run.id, timeout=15, interval=0.1)
+        assert final.status == "completed", final
+        assert text_of(only_assistant_reply(client, thread.id, run.id)) == "You said: after the stop"
+
+
+@pytest.mark.backend("sqlite")
+def test_run_of_a_killed_server_fails_as_interrupted_past_the_takeover_limit(
+    start_server: Callable[..., Server], restart: Callable[[Server], Server]
+) -> None:
+    first = start_server(**NO_TAKEOVER)
     with make_sdk(first) as client:
         assistant = client.beta.assistants.create(model="gpt-4o", name="survivor")
         thread = client.beta.threads.create(messages=[{"role": "user", "content": "/sleep 30\nnever"}])
@@ -88,7 +138,7 @@ def test_queued_and_waiting_runs_go_on_after_a_crash(
     start_server: Callable[..., Server], restart: Callable[[Server], Server]
 ) -> None:
     # One worker slot: the second run is still queued when the server dies.
-    first = start_server(**FAST_RECOVERY, ASSISTD_WORKER_CONCURRENCY="1")
+    first = start_server(**NO_TAKEOVER, ASSISTD_WORKER_CONCURRENCY="1")
     with make_sdk(first) as client:
         assistant = client.beta.assistants.create(model="gpt-4o", tools=[function_tool("f")])
         waiting_thread = client.beta.threads.create(messages=[{"role": "user", "content": "/call f {}"}])

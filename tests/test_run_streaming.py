@@ -15,6 +15,7 @@ from tests.harness import Server
 from tests.openapi import assert_schema
 from tests.run_support import (
     TEST_BUDGET_S,
+    TEXT_ANSWER,
     RecordingHandler,
     collapse,
     function_tool,
@@ -40,19 +41,6 @@ def sclient(client: openai.OpenAI) -> openai.OpenAI:
     return client.with_options(timeout=10)
 
 
-TEXT_ANSWER = [
-    "thread.run.created",
-    "thread.run.queued",
-    "thread.run.in_progress",
-    "thread.run.step.created",
-    "thread.run.step.in_progress",
-    "thread.message.created",
-    "thread.message.in_progress",
-    "thread.message.delta",
-    "thread.message.completed",
-    "thread.run.step.completed",
-    "thread.run.completed",
-]
 TOOL_CALL = [
     "thread.run.created",
     "thread.run.queued",
@@ -484,3 +472,28 @@ def test_quiet_stream_sends_keepalive_comments_the_sdk_skips(start_server: Calla
     with client.beta.threads.runs.stream(thread_id=sdk_thread, assistant_id=assistant.id) as stream:
         text = "".join(stream.text_deltas)
     assert text == "You said: quiet"
+
+
+def test_a_stream_can_be_read_again_where_events_are_stored(
+    client: openai.OpenAI, http: httpx.Client, backend: str
+) -> None:
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "once more"}])
+    body = {"assistant_id": assistant.id, "stream": True}
+    with raw_stream(http, f"/v1/threads/{thread.id}/runs", body) as response:
+        first = list(read_sse(response.iter_lines()))
+    run_id = first[0].json()["id"]
+    path = f"/v1/threads/{thread.id}/runs/{run_id}/stream"
+    if backend == "sqlite":
+        # The embedded mode hands events over in memory and keeps none: nothing to resume from.
+        assert all(event.id is None for event in first)
+        refused = http.get(path, params={"after": 0})
+        assert refused.status_code == 400
+        assert refused.json()["error"]["type"] == "invalid_request_error"
+        return
+    assert [event.id for event in first[:-1]] == [str(n) for n in range(1, len(first))]
+    with http.stream("GET", path, params={"after": 3}, timeout=10) as response:
+        assert response.status_code == 200
+        again = list(read_sse(response.iter_lines()))
+    assert [(e.id, e.event, e.data) for e in again] == [(e.id, e.event, e.data) for e in first[3:]]
+    assert again[0].event == "thread.run.step.created"

@@ -59,6 +59,35 @@ async def create_run(
     return _started(request, await service.create(thread_id, body, include_search_content=detailed))
 
 
+@router.get("/threads/{thread_id}/runs/{run_id}/stream")
+async def resume_run_stream(
+    request: Request,
+    thread_id: str,
+    run_id: str,
+    service: Runs,
+    include: Include = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> Response:
+    """Not OpenAI's: the run's events after event ``after`` (or the Last-Event-ID header), for a client
+    whose stream broke; to the end of the run or its wait for tool outputs (PostgreSQL only)."""
+    if after is None:
+        after = _last_event_id(request.headers.get("last-event-id"))
+    events = await service.resume_stream(thread_id, run_id, after, detailed=_includes_content(include))
+    settings = request.app.state.settings
+    return event_stream(events, keepalive_seconds=settings.stream_keepalive_seconds)
+
+
+def _last_event_id(header: str | None) -> int:
+    if header is None:
+        return 0
+    if not header.strip().isdigit():
+        raise InvalidRequest(
+            "Invalid 'Last-Event-ID': expected the id of an event of this run's stream.",
+            param="Last-Event-ID",
+        )
+    return int(header)
+
+
 @router.get("/threads/{thread_id}/runs", response_model=Page[Run])
 async def list_runs(thread_id: str, page: PageQuery, service: Runs) -> Response:
     return json_response(await service.list(thread_id, page))

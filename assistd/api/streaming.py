@@ -34,7 +34,10 @@ STREAM_FAILED = (
 ).encode()
 
 
-async def _events(subscription: Subscription, keepalive_seconds: float) -> AsyncIterator[bytes]:
+async def _events(subscription: Subscription | None, keepalive_seconds: float) -> AsyncIterator[bytes]:
+    if subscription is None:  # a resumed stream with nothing left to send
+        yield DONE
+        return
     try:
         while True:
             try:
@@ -57,7 +60,7 @@ async def _events(subscription: Subscription, keepalive_seconds: float) -> Async
         subscription.close()
 
 
-def event_stream(subscription: Subscription, *, keepalive_seconds: float) -> StreamingResponse:
+def event_stream(subscription: Subscription | None, *, keepalive_seconds: float) -> StreamingResponse:
     return StreamingResponse(
         _events(subscription, keepalive_seconds),
         media_type="text/event-stream",

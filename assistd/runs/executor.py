@@ -14,9 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import BaseModel
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.backends.base import (
@@ -33,16 +37,17 @@ from assistd.backends.routing import ModelNotFound, ModelRouter, Target
 from assistd.ids import Prefix, new_id, now
 from assistd.runs import code_interpreter, file_search, states, step_view
 from assistd.runs.annotations import Annotations
-from assistd.runs.events import EventBus
-from assistd.runs.lifecycle import finish_run
+from assistd.runs.events import EventBus, Outbox
+from assistd.runs.lifecycle import discard_unfinished, finish_run
 from assistd.runs.prompt import Prompt, build_prompt
 from assistd.runs.streamed_json import StreamedField
 from assistd.sandbox import CodeSandbox
 from assistd.services.messages import text_part
+from assistd.store import queue, tables
 from assistd.store.blobs import BlobStore
 from assistd.store.database import Database
 from assistd.store.queue import Claim
-from assistd.store.repositories import MessageRepository, RunStepRepository
+from assistd.store.repositories import MessageRepository, RunRepository, RunStepRepository
 from assistd.types import Message, Run, RunStep
 
 logger = logging.getLogger("assistd.runs")
@@ -54,10 +59,6 @@ MAX_TOOL_TURNS = 8
 INTERRUPTED = {
     "code": "server_error",
     "message": "The run was interrupted: the worker executing it stopped. Create a new run to retry.",
-}
-SHUTDOWN = {
-    "code": "server_error",
-    "message": "The server shut down while the run was in progress. Create a new run to retry.",
 }
 INTERNAL = {"code": "server_error", "message": "The server had an error while processing the run."}
 
@@ -74,6 +75,8 @@ class Engine:
     blobs: BlobStore
     sandbox: CodeSandbox | None  # None: code_interpreter is not offered by this process
     max_file_bytes: int  # the largest file code_interpreter may hand back
+    # How many times a run whose worker died is taken over (its turn done again) before it fails.
+    max_takeovers: int = 2
 
 
 @dataclass
@@ -124,6 +127,7 @@ class RunExecutor:
         # tool outputs). If not, the worker hands the lease back itself.
         self.released = False
         self.turn = _Turn()
+        self._outbox: Outbox | None = None  # while in _changing
 
     # -- entry -------------------------------------------------------------------------------------
 
@@ -131,14 +135,12 @@ class RunExecutor:
         if self.claim.status == "cancelling":
             await self._finish("cancelled", expect={"cancelling"})
             return
+        run = self.started
         if self.claim.status == "in_progress":
             # Claimed because the lease of the worker that ran it lapsed: that worker is gone.
-            await self._finish("failed", expect={"in_progress"}, last_error=INTERRUPTED)
-            return
-        run = self.started
+            run = await self._take_over()
         if run is None:
             return  # cancelled or expired meanwhile: the worker or the sweeper sees to it
-        self.bus.publish(self.run_id, "thread.run.in_progress", run)
         try:
             try:
                 # An active run's expires_at is its deadline (it becomes null only once the run ends).
@@ -153,7 +155,7 @@ class RunExecutor:
                 task.uncancel()
             await self._flush()
             if self.cancel_reason == "shutdown":
-                await self._finish("failed", expect={"in_progress", "cancelling"}, last_error=SHUTDOWN)
+                await self._hand_back()
             else:
                 await self._finish("cancelled", expect={"cancelling"})
         except BackendError as error:
@@ -164,6 +166,34 @@ class RunExecutor:
             logger.exception("run %s failed", self.run_id)
             await self._flush()
             await self._finish("failed", expect={"in_progress"}, last_error=INTERNAL)
+
+    async def _hand_back(self) -> None:
+        """The process stops before the run is done: another worker (or this server's next start) takes
+        it over at once; a run being cancelled is cancelled now."""
+        async with self.db.write() as conn:
+            await queue.hand_back(conn, self.run_id)
+        await self._finish("cancelled", expect={"cancelling"})
+
+    async def _take_over(self) -> Run | None:
+        """Go on with a run whose worker died: its unfinished turn is done again from the start. The
+        turn's open message and step (text the dead worker had not finished) are removed; what earlier
+        turns finished stays. A run taken over too often fails instead: it may be what kills workers."""
+        async with self._changing() as conn:
+            attempts = int(
+                await conn.scalar(select(tables.runs.c.attempts).where(tables.runs.c.id == self.run_id)) or 0
+            )
+            if attempts >= self.engine.max_takeovers:
+                run = None
+            else:
+                await discard_unfinished(conn, self.project_id, self.run_id)
+                run = await RunRepository(conn, self.project_id).update(
+                    self.run_id, {"attempts": attempts + 1}, tables.runs.c.status == "in_progress"
+                )
+        if run is None:
+            await self._finish("failed", expect={"in_progress"}, last_error=INTERRUPTED)
+        else:
+            logger.info("took over run %s (takeover %d)", self.run_id, attempts + 1)
+        return run
 
     async def _finish(
         self, outcome: str, *, expect: set[str], last_error: dict[str, Any] | None = None
@@ -218,9 +248,9 @@ class RunExecutor:
         )
         request = self._request(run, prompt, target, offered)
         if isinstance(request, str):
-            async with self.db.write() as conn:
+            async with self._changing() as conn:
                 ended = await self._end(conn, used, incomplete=request)
-            self._publish_end(ended)
+                self._publish_end(ended)
             return False
 
         self.turn = _Turn(
@@ -249,11 +279,11 @@ class RunExecutor:
         if self.turn.message_id is None:
             await self._open_message(run)  # the model said nothing: still one (empty) message
         # The last message and the run end in one transaction: one round of waiting for the writer.
-        async with self.db.write() as conn:
+        async with self._changing() as conn:
             closed = await self._close_message(conn, finish.usage, incomplete=budget_hit)
             ended = await self._end(conn, total, incomplete="max_completion_tokens" if budget_hit else None)
-        self._publish_closed(*closed)
-        self._publish_end(ended)
+            self._publish_closed(*closed)
+            self._publish_end(ended)
         return False
 
     def _request(
@@ -319,7 +349,7 @@ class RunExecutor:
     def _publish_end(self, run: Run | None) -> None:
         if run is not None:
             self.released = True
-            self.bus.publish(self.run_id, states.event_name(run), run)
+            self._emit(states.event_name(run), run)
 
     # -- text --------------------------------------------------------------------------------------
 
@@ -354,10 +384,10 @@ class RunExecutor:
             )
         self.turn.message_id, self.turn.message_step_id = message_id, step_id
         self.turn.flushed_at = time.monotonic()
-        self.bus.publish(run.id, "thread.run.step.created", step)
-        self.bus.publish(run.id, "thread.run.step.in_progress", step)
-        self.bus.publish(run.id, "thread.message.created", message)
-        self.bus.publish(run.id, "thread.message.in_progress", message)
+        self._emit("thread.run.step.created", step)
+        self._emit("thread.run.step.in_progress", step)
+        self._emit("thread.message.created", message)
+        self._emit("thread.message.in_progress", message)
         if self.turn.images:
             # The figures the run's code showed come first in the message, as in OpenAI's.
             parts = [{"index": index} | part for index, part in enumerate(self._image_parts())]
@@ -378,8 +408,7 @@ class RunExecutor:
         self._publish_message_delta([{"index": len(self.turn.images), "type": "text", "text": text}])
 
     def _publish_message_delta(self, parts: list[dict[str, Any]]) -> None:
-        self.bus.publish(
-            self.run_id,
+        self._emit(
             "thread.message.delta",
             {"id": self.turn.message_id, "object": "thread.message.delta", "delta": {"content": parts}},
         )
@@ -433,8 +462,8 @@ class RunExecutor:
         turn = self.turn
         if turn.last_annotations:
             self._publish_text_delta("", turn.last_annotations)
-        self.bus.publish(self.run_id, f"thread.message.{message.status}", message)
-        self.bus.publish(self.run_id, "thread.run.step.completed", step)
+        self._emit(f"thread.message.{message.status}", message)
+        self._emit("thread.run.step.completed", step)
         # Text the model writes after this (after a tool call of the same turn) is another message.
         turn.message_id = turn.message_step_id = None
         turn.text = turn.flushed_text = ""
@@ -456,8 +485,8 @@ class RunExecutor:
                 step = await RunStepRepository(conn, self.project_id).insert(
                     self._step_row(run, turn.tool_step_id, now(), {"type": "tool_calls", "tool_calls": []})
                 )
-            self.bus.publish(run.id, "thread.run.step.created", step)
-            self.bus.publish(run.id, "thread.run.step.in_progress", step)
+            self._emit("thread.run.step.created", step)
+            self._emit("thread.run.step.in_progress", step)
 
         call = turn.calls.get(delta.index)
         if call is None:
@@ -496,8 +525,7 @@ class RunExecutor:
         if call.index != self.turn.live_call:
             call.held.append(fragment)
             return
-        self.bus.publish(
-            self.run_id,
+        self._emit(
             "thread.run.step.delta",
             {
                 "id": self.turn.tool_step_id,
@@ -527,7 +555,7 @@ class RunExecutor:
         assert turn.tool_step_id is not None
         total = used + usage
         closed = None
-        async with self.db.write() as conn:
+        async with self._changing() as conn:
             if turn.message_id is not None:
                 closed = await self._close_message(conn, Usage(0, 0), incomplete=True)
             step = await RunStepRepository(conn, self.project_id).update(
@@ -543,11 +571,11 @@ class RunExecutor:
                 },
             )
             ended = await self._end(conn, total, incomplete="max_completion_tokens")
-        if closed is not None:
-            self._publish_closed(*closed)
-        assert step is not None
-        self._publish_step("thread.run.step.failed", step)
-        self._publish_end(ended)
+            if closed is not None:
+                self._publish_closed(*closed)
+            assert step is not None
+            self._publish_step("thread.run.step.failed", step)
+            self._publish_end(ended)
 
     def _kind(self, call: _ToolCall) -> str:
         """The call's tool: one of the server's offered this turn (which the server runs), or a
@@ -611,7 +639,7 @@ class RunExecutor:
                 ]
             },
         }
-        async with self.db.write() as conn:
+        async with self._changing() as conn:
             await RunStepRepository(conn, self.project_id).update(
                 turn.tool_step_id, {"step_details": step_details, "usage": usage.wire()}
             )
@@ -626,9 +654,9 @@ class RunExecutor:
                 lease_owner=None,
                 lease_expires_at=None,
             )
-        if paused is not None:
-            self.released = True
-            self.bus.publish(self.run_id, "thread.run.requires_action", paused)
+            if paused is not None:
+                self.released = True
+                self._emit("thread.run.requires_action", paused)
         return False
 
     async def _run_call(
@@ -665,10 +693,29 @@ class RunExecutor:
         outputs = [{"index": index} | output for index, output in enumerate(outcome.outputs)]
         return outcome.details, {"index": call.index, "type": kind, kind: {"outputs": outputs}}
 
+    def _emit(
+        self, event: str, payload: BaseModel | dict[str, Any], *, detailed: BaseModel | None = None
+    ) -> None:
+        """Publish an event of the run; within ``_changing``, with that transaction's change."""
+        if self._outbox is not None:
+            self._outbox.add(event, payload, detailed=detailed)
+        else:
+            self.bus.publish(self.run_id, event, payload, detailed=detailed)
+
+    @asynccontextmanager
+    async def _changing(self) -> AsyncIterator[AsyncConnection]:
+        """A write transaction that changes the run's status: the events emitted within go out with it
+        (``EventBus.writing``), after the events emitted before."""
+        async with self.bus.writing(self.db, self.run_id) as (conn, outbox):
+            self._outbox = outbox
+            try:
+                yield conn
+            finally:
+                self._outbox = None
+
     def _publish_step(self, event: str, step: RunStep) -> None:
         """A step event: file_search results' text only for streams that asked for it."""
-        self.bus.publish(
-            self.run_id,
+        self._emit(
             event,
             step_view.wire_step(step, include_content=False),
             detailed=step_view.wire_step(step, include_content=True),

@@ -1,7 +1,8 @@
 """Ending a run: the run, its open step and its open message change together, then their events go out.
 
 Every way a run ends early (failure, cancellation, expiry, a worker that died) comes through
-``finish_run``, wherever it is detected: in the executor, in the worker's sweeper, or on recovery.
+``finish_run``, wherever it is detected: in the executor, in the worker's sweeper, or on recovery. The
+events are written with the change (``EventBus.writing``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.ids import now
@@ -79,6 +80,25 @@ async def close_open_parts(
     return closed_messages, closed_steps
 
 
+async def discard_unfinished(conn: AsyncConnection, project_id: str, run_id: str) -> None:
+    """Remove the run's in-progress steps and messages: the unfinished work of a turn to be done again."""
+    steps_table, messages_table = tables.run_steps, tables.messages
+    await conn.execute(
+        delete(steps_table).where(
+            steps_table.c.project_id == project_id,
+            steps_table.c.run_id == run_id,
+            steps_table.c.status == "in_progress",
+        )
+    )
+    await conn.execute(
+        delete(messages_table).where(
+            messages_table.c.project_id == project_id,
+            messages_table.c.run_id == run_id,
+            messages_table.c.status == "in_progress",
+        )
+    )
+
+
 async def finish_run(
     database: Database,
     bus: EventBus,
@@ -93,16 +113,14 @@ async def finish_run(
     fields: dict[str, Any] = {}
     if last_error is not None:
         fields["last_error"] = last_error
-    async with database.write() as conn:
+    async with bus.writing(database, run_id) as (conn, outbox):
         run = await states.transition(conn, project_id, run_id, expect=expect, to=outcome, **fields)
         if run is None:
             return None
         messages, steps = await close_open_parts(conn, project_id, run_id, outcome, last_error)
-    for message in messages:
-        bus.publish(run_id, "thread.message.incomplete", message)
-    for step in steps:
-        bus.publish(
-            run_id, f"thread.run.step.{step.status}", step_view.wire_step(step, include_content=False)
-        )
-    bus.publish(run_id, states.event_name(run), run)
+        for message in messages:
+            outbox.add("thread.message.incomplete", message)
+        for step in steps:
+            outbox.add(f"thread.run.step.{step.status}", step_view.wire_step(step, include_content=False))
+        outbox.add(states.event_name(run), run)
     return run

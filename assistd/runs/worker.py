@@ -45,6 +45,7 @@ class Worker:
     # -- control -----------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.engine.bus.serve_worker(self.wake, self.cancel)
         self._background = [
             asyncio.create_task(self._claim_loop(), name="assistd-claim"),
             asyncio.create_task(
@@ -58,7 +59,8 @@ class Worker:
         self._wake.set()
 
     def cancel(self, run_id: str) -> None:
-        """Stop the model call of a run this worker executes (its status is already ``cancelling``)."""
+        """Stop the model call of the run if this worker executes it (its status is already
+        ``cancelling``)."""
         entry = self.executors.get(run_id)
         if entry is not None:
             executor, task = entry
@@ -92,14 +94,19 @@ class Worker:
                     if room <= 0:
                         self._runs_may_wait = True  # for a slot: look again when one frees up
                         break
+                    bus = self.engine.bus
+                    outboxes = []
                     async with self.engine.database.write() as conn:
                         claims = await queue.claim(
                             conn, self.id, self.lease_seconds, room, leased_by_caller={"queued"}
                         )
                         # Queued runs start in the claiming transaction, taking the lease in the same
                         # statement: one write fewer per run.
-                        started = {
-                            claim.run_id: await states.transition(
+                        started: dict[str, Run | None] = {}
+                        for claim in claims:
+                            if claim.status != "queued":
+                                continue
+                            run = started[claim.run_id] = await states.transition(
                                 conn,
                                 claim.project_id,
                                 claim.run_id,
@@ -107,9 +114,13 @@ class Worker:
                                 to="in_progress",
                                 **queue.lease(self.id, self.lease_seconds),
                             )
-                            for claim in claims
-                            if claim.status == "queued"
-                        }
+                            if run is not None:
+                                outbox = bus.outbox(run.id)
+                                outbox.add("thread.run.in_progress", run)
+                                await bus.write(conn, outbox)
+                                outboxes.append(outbox)
+                    for outbox in outboxes:
+                        bus.send(outbox)
                     for claim in claims:
                         self._start(claim, started.get(claim.run_id))
                     if len(claims) < room:
@@ -156,7 +167,12 @@ class Worker:
     async def _heartbeat(self) -> None:
         if self.executors:
             async with self.engine.database.write() as conn:
-                await queue.renew_leases(conn, self.id, list(self.executors), self.lease_seconds)
+                cancelled = await queue.renew_leases(conn, self.id, list(self.executors), self.lease_seconds)
+            # Normally the cancel's notice stopped them already; this catches one that was missed.
+            for run_id in cancelled:
+                entry = self.executors.get(run_id)
+                if entry is not None and entry[0].cancel_reason is None:
+                    self.cancel(run_id)
 
     async def _sweep(self) -> None:
         """Expire runs that outlived their deadline while nobody executed them."""

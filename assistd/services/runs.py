@@ -30,7 +30,7 @@ from assistd.services.thread_guard import lock_for_new_run, missing_child, page_
 from assistd.services.threads import insert_thread
 from assistd.services.tool_resources import ResourceWriter, placed, resource_transaction
 from assistd.services.vector_stores import VectorStoreService
-from assistd.store import tables
+from assistd.store import run_events, tables
 from assistd.store.repositories import (
     AssistantRepository,
     MessageRepository,
@@ -111,19 +111,24 @@ class RunService:
     ) -> RunStart:
         run_id = new_id(Prefix.RUN)
         events = self.bus.subscribe(run_id, detailed=detailed) if stream else None
+        outbox = self.bus.outbox(run_id)
         try:
             # Files the request attached are handed to the indexer once this has committed.
             async with resource_transaction(self.stores) as writer:
                 run, thread = await write(writer, run_id)
+                if thread is not None:
+                    outbox.add("thread.created", thread)
+                outbox.add("thread.run.created", run)
+                outbox.add("thread.run.queued", run)
+                outbox.wake_workers()
+                await self.bus.write(writer.conn, outbox)
         except BaseException:
             if events is not None:
                 events.close()
             raise
-        if thread is not None:
-            self.bus.publish(run_id, "thread.created", thread)
-        self.bus.publish(run_id, "thread.run.created", run)
-        self.bus.publish(run_id, "thread.run.queued", run)
-        self.runtime.worker.wake()
+        self.bus.send(outbox)
+        if events is not None:
+            events.start_after(outbox.seq_before)
         return RunStart(run=run, events=events, thread=thread)
 
     async def _insert_run(
@@ -208,7 +213,7 @@ class RunService:
         return run
 
     async def cancel(self, thread_id: str, run_id: str) -> Run:
-        async with self.scope.database.write() as conn:
+        async with self.bus.writing(self.scope.database, run_id) as (conn, outbox):
             current = await self._run(conn, thread_id, run_id)
             holder = await conn.scalar(select(tables.runs.c.lease_owner).where(tables.runs.c.id == run_id))
             run = await states.transition(
@@ -218,9 +223,11 @@ class RunService:
                 expect={"queued", "in_progress", "requires_action"},
                 to="cancelling",
             )
-        if run is None:
-            raise InvalidRequest(f"Cannot cancel run with status '{current.status}'.")
-        self.bus.publish(run_id, "thread.run.cancelling", run)
+            if run is None:
+                raise InvalidRequest(f"Cannot cancel run with status '{current.status}'.")
+            outbox.add("thread.run.cancelling", run)
+            if holder is not None:
+                outbox.cancel_run()  # its worker, wherever it is, stops the model call
         if holder is None:
             # Nobody executes it (queued, or waiting for tool outputs): it ends here, without waiting
             # for a free worker. Should a worker claim it meanwhile, its compare-and-set loses.
@@ -232,25 +239,24 @@ class RunService:
                 outcome="cancelled",
                 expect={"cancelling"},
             )
-        else:
-            self.runtime.worker.cancel(run_id)
         return run
 
     async def submit_tool_outputs(self, thread_id: str, run_id: str, request: SubmitToolOutputs) -> RunStart:
         events = self.bus.subscribe(run_id) if request.stream else None
         try:
-            async with self.scope.database.write() as conn:
+            async with self.bus.writing(self.scope.database, run_id) as (conn, outbox):
                 step, run = await self._accept_outputs(conn, thread_id, run_id, request)
+                # A step can hold calls to the server's tools beside the functions: clients see it as
+                # any step.
+                outbox.add("thread.run.step.completed", step_view.wire_step(step, include_content=False))
+                outbox.add("thread.run.queued", run)
+                outbox.wake_workers()
         except BaseException:
             if events is not None:
                 events.close()
             raise
-        # A step can hold calls to the server's tools beside the functions: clients see it as any step.
-        self.bus.publish(
-            run_id, "thread.run.step.completed", step_view.wire_step(step, include_content=False)
-        )
-        self.bus.publish(run_id, "thread.run.queued", run)
-        self.runtime.worker.wake()
+        if events is not None:
+            events.start_after(outbox.seq_before)
         return RunStart(run=run, events=events)
 
     async def _accept_outputs(
@@ -305,6 +311,29 @@ class RunService:
         if completed is None or queued is None:
             raise InvalidRequest(f"Run {run_id} stopped waiting for tool outputs.")
         return completed, queued
+
+    async def resume_stream(
+        self, thread_id: str, run_id: str, after: int, *, detailed: bool
+    ) -> Subscription | None:
+        """The run's events after its event ``after``, up to the next that ends a stream; None if there
+        are none and will be none (the run is over, or waits for tool outputs)."""
+        if not self.bus.stores_events:
+            raise InvalidRequest(
+                "Resuming a run's stream needs the PostgreSQL database: the embedded mode keeps no events."
+            )
+        events = self.bus.subscribe(run_id, detailed=detailed, after=after)
+        try:
+            async with self.scope.database.read() as conn:
+                run = await self._run(conn, thread_id, run_id)
+                last = await run_events.last_seq(conn, run_id)
+        except BaseException:
+            events.close()
+            raise
+        # Checked after subscribing: events that come after the check reach the subscription.
+        if run.status in ("queued", "in_progress", "cancelling") or last > after:
+            return events
+        events.close()
+        return None
 
     # -- steps ---------------------------------------------------------------------------------------
 

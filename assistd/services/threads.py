@@ -18,7 +18,7 @@ from assistd.services.tool_resources import (
     resource_transaction,
 )
 from assistd.services.vector_stores import VectorStoreService
-from assistd.store import tables
+from assistd.store import run_events, tables
 from assistd.store.repositories import (
     MessageRepository,
     RunRepository,
@@ -89,6 +89,7 @@ class ThreadService:
         project_id = self.scope.project_id
         async with self.scope.database.write() as conn:
             await lock_for_deletion(conn, project_id, thread_id)
+            await run_events.forget_thread(conn, thread_id)
             await RunStepRepository(conn, project_id).delete_where(tables.run_steps.c.thread_id == thread_id)
             await RunRepository(conn, project_id).delete_where(tables.runs.c.thread_id == thread_id)
             await MessageRepository(conn, project_id).delete_where(tables.messages.c.thread_id == thread_id)

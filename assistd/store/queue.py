@@ -42,7 +42,8 @@ async def claim(
         .where(wanted)
         .order_by(runs.c.seq)
         .limit(limit)
-        .with_for_update(skip_locked=True)
+        # NO KEY UPDATE, not UPDATE: the event writer's KEY SHARE lock on a run does not wait for it.
+        .with_for_update(skip_locked=True, key_share=True)
     )
     rows = list(await conn.execute(statement))
     to_lease = [row.id for row in rows if row.status not in leased_by_caller]
@@ -60,13 +61,17 @@ def lease(worker_id: str, lease_seconds: float) -> dict[str, object]:
 
 async def renew_leases(
     conn: AsyncConnection, worker_id: str, run_ids: list[str], lease_seconds: float
-) -> None:
-    if run_ids:
-        await conn.execute(
-            update(runs)
-            .where(runs.c.id.in_(run_ids), runs.c.lease_owner == worker_id)
-            .values(lease_expires_at=time.time() + lease_seconds)
-        )
+) -> list[str]:
+    """Extend the worker's leases on these runs; the ids of those being cancelled meanwhile."""
+    if not run_ids:
+        return []
+    rows = await conn.execute(
+        update(runs)
+        .where(runs.c.id.in_(run_ids), runs.c.lease_owner == worker_id)
+        .values(lease_expires_at=time.time() + lease_seconds)
+        .returning(runs.c.id, runs.c.status)
+    )
+    return [row.id for row in rows if row.status == "cancelling"]
 
 
 async def release(conn: AsyncConnection, worker_id: str, run_id: str) -> None:
@@ -76,6 +81,13 @@ async def release(conn: AsyncConnection, worker_id: str, run_id: str) -> None:
         update(runs)
         .where(runs.c.id == run_id, runs.c.lease_owner == worker_id, runs.c.status != "in_progress")
         .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+async def hand_back(conn: AsyncConnection, run_id: str) -> None:
+    """Let the lease of a run in progress lapse now, so that the next claim takes it over."""
+    await conn.execute(
+        update(runs).where(runs.c.id == run_id, runs.c.status == "in_progress").values(lease_expires_at=0.0)
     )
 
 

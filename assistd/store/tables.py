@@ -132,8 +132,24 @@ runs = Table(
     # Not on the wire: which worker holds the run, until when (Unix seconds, fractional).
     Column("lease_owner", String(64)),
     Column("lease_expires_at", Float),
+    # Not on the wire: how many times a worker took the run over from a worker that died.
+    Column("attempts", Integer, nullable=False, server_default="0"),
     Index("ix_runs_thread_order", "thread_id", "created_at", "seq"),
     Index("ix_runs_status", "status"),
+)
+
+# A run's events in order, for streams served by another process than the run's worker (PostgreSQL;
+# see migration 0007). ``detailed_data``: the event's form with file_search results' text, if it differs.
+run_events = Table(
+    "run_events",
+    metadata,
+    Column("run_id", String(64), primary_key=True),  # no foreign key: see migration 0007
+    Column("seq", Integer, primary_key=True),
+    Column("event", String(64), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("detailed_data", Text),
+    Column("created_at", Float, nullable=False),
+    Index("ix_run_events_created_at", "created_at"),
 )
 
 run_steps = Table(
@@ -172,6 +188,16 @@ files = Table(
     Column("status", String(16), nullable=False),
     Column("expires_at", BigInteger),
     Index("ix_files_project_order", "project_id", "created_at", "seq"),
+)
+
+# File contents in the database (``store.blobs.PostgresBlobStore``): ``key`` (the file id) in parts of
+# at most ``CHUNK_BYTES`` each, numbered from 0; an empty file is one empty part. See migration 0008.
+file_blobs = Table(
+    "file_blobs",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("part", Integer, primary_key=True, autoincrement=False),
+    Column("data", LargeBinary, nullable=False),
 )
 
 vector_stores = Table(
