@@ -260,3 +260,40 @@ def test_nodes_and_workers_refuse_the_embedded_database(tmp_path: Path) -> None:
     node = Server(data_dir=tmp_path / "n", args=["--no-worker"])
     with pytest.raises(RuntimeError, match="needs a PostgreSQL database"):
         node.start()
+
+
+def test_a_file_uploaded_through_one_node_is_read_and_searched_everywhere(cluster: Cluster) -> None:
+    content = (
+        "The lighthouse keeper of Vardø logs the aurora every night in a green notebook.\n" * 3
+    ).encode() + bytes(range(256)) * 8192  # 2 MiB of binary after the text: several stored parts
+    with cluster.sdk(0) as a, cluster.sdk(1) as b:
+        uploaded = a.files.create(file=("keeper.txt", content), purpose="assistants")
+        assert b.files.content(uploaded.id).content == content
+        text_file = b.files.create(
+            file=("keeper-notes.txt", b"The lighthouse keeper of Vardo writes in a green notebook."),
+            purpose="assistants",
+        )
+        store = b.vector_stores.create(name="notes", file_ids=[text_file.id])
+        deadline = time.monotonic() + 30
+        while store.file_counts.in_progress and time.monotonic() < deadline:
+            time.sleep(0.2)
+            store = a.vector_stores.retrieve(store.id)
+        assert store.file_counts.completed == 1, store
+        assistant = a.beta.assistants.create(
+            model="gpt-4o",
+            tools=[{"type": "file_search"}],
+            tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+        )
+        thread = b.beta.threads.create(
+            messages=[{"role": "user", "content": "/search what does the lighthouse keeper write in?"}]
+        )
+        # Executed by a worker process, which reads the store the nodes wrote.
+        run = a.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
+        final = wait_for_run(b, thread.id, run.id, timeout=30)
+        assert final.status == "completed", final.last_error
+        reply = only_assistant_reply(a, thread.id, run.id)
+        part = reply.content[0]
+        assert part.type == "text"
+        assert [x.file_citation.file_id for x in part.text.annotations if x.type == "file_citation"] == [
+            text_file.id
+        ]
