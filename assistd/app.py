@@ -34,6 +34,7 @@ from assistd.runs.pg_events import PgEventBus
 from assistd.runs.runtime import Runtime
 from assistd.runs.worker import Worker
 from assistd.sandbox import CodeSandbox
+from assistd.services.api_keys import ApiKeys
 from assistd.store import migrate
 from assistd.store.blob_stores import blob_store_kind, open_blob_store
 from assistd.store.database import Database, is_sqlite
@@ -106,10 +107,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         async with running_engine(settings, router, embedder) as engine:
             # serve --no-worker: this node only serves the API; `assistd worker` processes run the runs.
             worker = new_worker(engine, settings) if settings.worker else None
-            if settings.open_mode:
+            app.state.api_keys = keys = ApiKeys(engine.database, settings.api_key_set)
+            if await keys.is_open():
                 logger.warning(
-                    "ASSISTD_API_KEYS is not set: open mode, any bearer key (or none) is accepted. "
-                    "Set ASSISTD_API_KEYS before exposing this server to anyone."
+                    "No API key exists: open mode, any bearer key (or none) is accepted. Make one with "
+                    "`assistd keys create --project NAME` (or set ASSISTD_API_KEYS) before exposing this "
+                    "server to anyone."
                 )
             app.state.database = engine.database
             app.state.blobs = engine.blobs

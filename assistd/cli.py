@@ -1,4 +1,4 @@
-"""The command line: ``assistd serve | worker | migrate | --version``."""
+"""The command line: ``assistd serve | worker | migrate | keys | --version``."""
 
 from __future__ import annotations
 
@@ -114,6 +114,62 @@ def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     return 0
 
 
+def _keys(settings: Settings, args: argparse.Namespace) -> int:
+    """Make, list and revoke API keys in the database the server uses."""
+    from assistd.services.api_keys import ApiKeys
+    from assistd.store import migrate
+    from assistd.store.database import Database
+
+    async def run() -> int:
+        database = Database.from_url(settings.effective_database_url, pool_size=1)
+        try:
+            if settings.auto_migrate:
+                await migrate.upgrade(database)
+            keys = ApiKeys(database)
+            if args.action == "create":
+                made = await keys.create(args.project, args.name)
+                print(made.secret)
+                print(
+                    f"{made.key.id} acts in project {made.key.project_name!r}. The key is shown only this "
+                    "once: keep it now.",
+                    file=sys.stderr,
+                )
+            elif args.action == "list":
+                print("id\tproject\tname\tprefix\tcreated\tlast used\tstatus")
+                for key in await keys.list():
+                    print(
+                        "\t".join(
+                            [
+                                key.id,
+                                key.project_name,
+                                key.name or "",
+                                f"{key.prefix}...",
+                                _when(key.created_at),
+                                _when(key.last_used_at),
+                                "revoked" if key.revoked_at else "active",
+                            ]
+                        )
+                    )
+            elif not await keys.revoke(args.key_id):
+                print(f"assistd: no active key {args.key_id}", file=sys.stderr)
+                return 1
+            else:
+                print(f"{args.key_id} revoked", file=sys.stderr)
+            return 0
+        finally:
+            await database.close()
+
+    return asyncio.run(run())
+
+
+def _when(timestamp: int | None) -> str:
+    import datetime
+
+    if timestamp is None:
+        return "never"
+    return datetime.datetime.fromtimestamp(timestamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="assistd", description="A self-hosted server for OpenAI's Assistants API v2."
@@ -138,6 +194,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="runs executed at once (default: ASSISTD_WORKER_CONCURRENCY or 64)",
     )
     worker.set_defaults(handler=_worker)
+
+    keys = commands.add_parser("keys", help="make, list and revoke API keys")
+    key_actions = keys.add_subparsers(dest="action", required=True)
+    create = key_actions.add_parser("create", help="make a key (printed once) acting in a project")
+    create.add_argument("--project", required=True, help="the project's name (made if new)")
+    create.add_argument("--name", help="a name to tell the key by")
+    key_actions.add_parser("list", help="every key: id, project, name, prefix, last use; never the secret")
+    revoke = key_actions.add_parser("revoke", help="refuse a key from now on, on every node")
+    revoke.add_argument("key_id", help="the key's id (key_...)")
+    keys.set_defaults(handler=_keys)
 
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(handler=_migrate)

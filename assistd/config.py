@@ -218,10 +218,6 @@ class Settings(BaseSettings):
         return frozenset(key.strip() for key in self.api_keys.split(",") if key.strip())
 
     @property
-    def open_mode(self) -> bool:
-        return not self.api_key_set
-
-    @property
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url

@@ -24,6 +24,8 @@ class Prefix(StrEnum):
     FILE_BATCH = "vsfb_"
     REQUEST = "req_"
     CHAT_COMPLETION = "chatcmpl-"
+    API_KEY = "key_"
+    PROJECT = "proj_"
 
 
 def new_id(prefix: Prefix) -> str:

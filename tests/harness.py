@@ -127,6 +127,22 @@ class WorkerProcess:
         _kill(self.process)
 
 
+def run_cli(arguments: list[str], data_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``assistd ARGUMENTS`` with a server's settings (its data dir and environment), to completion."""
+    environment = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")},
+        "ASSISTD_DATA_DIR": str(data_dir),
+        **env,
+    }
+    return subprocess.run(
+        [SERVER_PYTHON, "-m", "assistd", *arguments],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def _spawn(
     arguments: list[str], data_dir: Path, env: dict[str, str], log_path: Path
 ) -> subprocess.Popen[bytes]:

@@ -11,6 +11,7 @@ from assistd.config import Settings
 from assistd.errors import AuthenticationFailed, NotFound
 from assistd.ids import is_plausible_id
 from assistd.runs.runtime import Runtime
+from assistd.services.api_keys import ApiKeys
 from assistd.services.assistants import AssistantService
 from assistd.services.chat import ChatService
 from assistd.services.embeddings import EmbeddingService
@@ -52,9 +53,9 @@ def _bearer(request: Request) -> str | None:
 
 
 async def resolve_project(request: Request) -> str:
-    """The project the request acts in. Open mode (no keys configured) serves the default project."""
-    settings: Settings = request.app.state.settings
-    if settings.open_mode:
+    """The project the request acts in: its key's. Open mode (no key exists) serves the default project."""
+    keys: ApiKeys = request.app.state.api_keys
+    if await keys.is_open():
         return DEFAULT_PROJECT_ID
     token = _bearer(request)
     if token is None:
@@ -63,9 +64,10 @@ async def resolve_project(request: Request) -> str:
             "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
             code="missing_api_key",
         )
-    if token not in settings.api_key_set:
+    project_id = await keys.project_of(token)
+    if project_id is None:
         raise AuthenticationFailed(f"Incorrect API key provided: {_redact(token)}.", code="invalid_api_key")
-    return DEFAULT_PROJECT_ID
+    return project_id
 
 
 def _redact(token: str) -> str:

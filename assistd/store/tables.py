@@ -42,6 +42,22 @@ projects = Table(
     Column("id", String(64), primary_key=True),
     Column("name", String(256), nullable=False),
     Column("created_at", BigInteger, nullable=False),
+    UniqueConstraint("name", name="uq_projects_name"),
+)
+
+# API keys: each lets its holder act in one project. Only a hash of the secret is kept (secrets are
+# random, 256 bits: SHA-256 suffices, and a lookup by it is one index probe).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("project_id", String(64), ForeignKey("projects.id"), nullable=False),
+    Column("name", String(256)),
+    Column("secret_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(32), nullable=False),  # the secret's start, to tell keys apart
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger),
+    Column("revoked_at", BigInteger),
 )
 
 assistants = Table(
