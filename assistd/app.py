@@ -23,7 +23,7 @@ from assistd.api import (
 )
 from assistd.api.deps import check_path_ids
 from assistd.api.errors import install_error_handlers
-from assistd.api.middleware import RequestGuard
+from assistd.api.middleware import RequestGuard, RequestMetrics
 from assistd.backends.embeddings import EmbeddingBackend, LocalEmbeddings, UpstreamEmbeddings
 from assistd.backends.routing import ModelRouter
 from assistd.config import Settings
@@ -145,6 +145,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         upload_paths=frozenset({"/v1/files"}),
         max_upload_bytes=settings.max_file_bytes + UPLOAD_OVERHEAD_BYTES,
     )
+    # Outermost: requests refused by the guard are counted too.
+    app.add_middleware(RequestMetrics)
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(check_path_ids)])
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.

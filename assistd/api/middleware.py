@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from assistd import metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 
@@ -97,3 +100,43 @@ class RequestGuard:
             await send(message)
 
         await self.app(scope, counting_receive, send_with_id)
+
+
+class RequestMetrics:
+    """Counts every HTTP request and times it, by method, route template (never the raw path: ids
+    would make every path a series of its own) and status."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # if the app fails before it answers
+
+        async def send_recording(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_recording)
+        finally:
+            route = _route_template(scope)
+            method = scope["method"]
+            metrics.REQUESTS.labels(method, route, str(status)).inc()
+            metrics.REQUEST_SECONDS.labels(method, route).observe(time.perf_counter() - started)
+
+
+def _route_template(scope: Scope) -> str:
+    """The path with each path parameter's value put back as ``{name}``: the route, whatever router
+    (and prefix) matched it; "unmatched" when none did."""
+    if scope.get("route") is None:
+        return "unmatched"
+    path: str = scope["path"]
+    for name, value in (scope.get("path_params") or {}).items():
+        path = path.replace(f"/{value}", f"/{{{name}}}", 1)
+    return path

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
 
+from assistd import metrics
 from assistd.runs.events import Subscription
 
 logger = logging.getLogger("assistd.api")
@@ -38,6 +39,7 @@ async def _events(subscription: Subscription | None, keepalive_seconds: float) -
     if subscription is None:  # a resumed stream with nothing left to send
         yield DONE
         return
+    metrics.ACTIVE_STREAMS.inc()
     try:
         while True:
             try:
@@ -58,6 +60,7 @@ async def _events(subscription: Subscription | None, keepalive_seconds: float) -
     finally:
         # Also when the client goes away: the run goes on, only this stream stops.
         subscription.close()
+        metrics.ACTIVE_STREAMS.dec()
 
 
 def event_stream(subscription: Subscription | None, *, keepalive_seconds: float) -> StreamingResponse:

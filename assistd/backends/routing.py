@@ -12,11 +12,12 @@ from __future__ import annotations
 import fnmatch
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistd.backends.base import ChatBackend
+from assistd import metrics
+from assistd.backends.base import ChatBackend, ChatRequest, Chunk
 from assistd.backends.routing_config import (
     BackendConfig,
     ConfigError,
@@ -50,6 +51,10 @@ class Target:
     model: str
     limits: Limits
     backend_name: str
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
+        """The model's answer to ``request``: every model call goes through here, and is measured."""
+        return metrics.measured(self.backend_name, self.backend.stream(request))
 
 
 class ModelNotFound(LookupError):

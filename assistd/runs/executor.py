@@ -259,7 +259,7 @@ class RunExecutor:
             images=[i for i in code_interpreter.images(prompt.code_calls) if i not in prompt.shown_images],
         )
         finish: Finish | None = None
-        async for chunk in target.backend.stream(request):
+        async for chunk in target.stream(request):
             if isinstance(chunk, TextDelta):
                 await self._on_text(run, chunk.text)
             elif isinstance(chunk, ToolCallDelta):

@@ -134,7 +134,7 @@ class ChatService:
         for index in range(chat.choices):
             choice = _Choice()
             finish: Finish | None = None
-            async for chunk in chat.target.backend.stream(chat.request):
+            async for chunk in chat.target.stream(chat.request):
                 if isinstance(chunk, TextDelta):
                     choice.text += chunk.text
                 elif isinstance(chunk, ToolCallDelta):
@@ -175,7 +175,7 @@ class ChatService:
         usage_field = {"usage": None} if chat.include_usage else {}
         for index in range(chat.choices):
             yield self._chunk(chat, index, {"role": "assistant", "content": "", "refusal": None}, usage_field)
-            async for piece in chat.target.backend.stream(chat.request):
+            async for piece in chat.target.stream(chat.request):
                 if isinstance(piece, TextDelta):
                     yield self._chunk(chat, index, {"content": piece.text}, usage_field)
                 elif isinstance(piece, ToolCallDelta) and chat.legacy_functions:
