@@ -35,6 +35,7 @@ from assistd.runs.runtime import Runtime
 from assistd.runs.worker import Worker
 from assistd.sandbox import CodeSandbox
 from assistd.services.api_keys import ApiKeys
+from assistd.services.limits import RequestRate
 from assistd.store import migrate
 from assistd.store.blob_stores import blob_store_kind, open_blob_store
 from assistd.store.database import Database, is_sqlite
@@ -108,6 +109,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # serve --no-worker: this node only serves the API; `assistd worker` processes run the runs.
             worker = new_worker(engine, settings) if settings.worker else None
             app.state.api_keys = keys = ApiKeys(engine.database, settings.api_key_set)
+            app.state.request_rate = (
+                RequestRate(settings.rate_limit_per_minute) if settings.rate_limit_per_minute else None
+            )
             if await keys.is_open():
                 logger.warning(
                     "No API key exists: open mode, any bearer key (or none) is accepted. Make one with "
@@ -119,7 +123,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.indexer = indexer = Indexer(engine.database, engine.blobs, embedder)
             app.state.models = router
             app.state.embeddings = embedder
-            app.state.runtime = Runtime(engine=engine, run_ttl_seconds=settings.run_ttl_seconds)
+            app.state.runtime = Runtime(
+                engine=engine,
+                run_ttl_seconds=settings.run_ttl_seconds,
+                max_active_runs=settings.max_active_runs,
+            )
             if worker is not None:
                 worker.start()
             await indexer.start()

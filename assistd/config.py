@@ -105,6 +105,18 @@ class Settings(BaseSettings):
         "default model.",
     )
     run_ttl_seconds: int = Field(default=600, ge=1, description="A run expires this long after creation.")
+    rate_limit_per_minute: int = Field(
+        default=0,
+        ge=0,
+        description="Requests each API key may make per minute in each process (bursts up to as many); "
+        "over it, 429 with retry-after. 0: no limit.",
+    )
+    max_active_runs: int = Field(
+        default=0,
+        ge=0,
+        description="Runs each project may have queued, in progress or waiting for tool outputs at once; "
+        "another gets 429 with retry-after. 0: no limit.",
+    )
     worker: bool = Field(
         default=True,
         description="Execute runs in this server process. Off (serve --no-worker): the node only serves "

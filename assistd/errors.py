@@ -30,6 +30,14 @@ class AuthenticationFailed(AssistdError):
     """The caller's credentials are missing or wrong."""
 
 
+class RateLimited(AssistdError):
+    """The caller is over a limit; it may try again after ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message, code="rate_limit_exceeded")
+        self.retry_after = retry_after
+
+
 class ModelNotFoundError(AssistdError):
     """No configured model answers this name (strict mode)."""
 

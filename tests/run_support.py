@@ -230,4 +230,5 @@ def raw_stream(http: httpx.Client, path: str, body: dict[str, Any]) -> Any:
 
 def make_sdk(server: Any, **kwargs: Any) -> openai.OpenAI:
     """A client of a dedicated server, as the fixtures make them: no retries, bounded requests."""
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="sk-test", max_retries=0, timeout=15, **kwargs)
+    options: dict[str, Any] = {"api_key": "sk-test", "max_retries": 0, "timeout": 15, **kwargs}
+    return openai.OpenAI(base_url=f"{server.url}/v1", **options)

@@ -16,6 +16,7 @@ from assistd.services.assistants import AssistantService
 from assistd.services.chat import ChatService
 from assistd.services.embeddings import EmbeddingService
 from assistd.services.files import FileService
+from assistd.services.limits import RequestRate
 from assistd.services.messages import MessageService
 from assistd.services.runs import RunService
 from assistd.services.scope import Scope
@@ -56,6 +57,9 @@ async def resolve_project(request: Request) -> str:
     """The project the request acts in: its key's. Open mode (no key exists) serves the default project."""
     keys: ApiKeys = request.app.state.api_keys
     if await keys.is_open():
+        open_rate: RequestRate | None = request.app.state.request_rate
+        if open_rate is not None:
+            open_rate.take(_bearer(request) or "")
         return DEFAULT_PROJECT_ID
     token = _bearer(request)
     if token is None:
@@ -67,6 +71,9 @@ async def resolve_project(request: Request) -> str:
     project_id = await keys.project_of(token)
     if project_id is None:
         raise AuthenticationFailed(f"Incorrect API key provided: {_redact(token)}.", code="invalid_api_key")
+    rate: RequestRate | None = request.app.state.request_rate
+    if rate is not None:
+        rate.take(token)  # only valid keys are counted (and kept track of)
     return project_id
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,7 @@ from assistd.errors import (
     ContentTooLarge,
     ModelNotFoundError,
     NotFound,
+    RateLimited,
 )
 
 logger = logging.getLogger("assistd.api")
@@ -49,6 +51,12 @@ async def _domain_error(_request: Request, exc: Exception) -> Response:
         return error_response(404, exc.message, param=exc.param, code=exc.code)
     if isinstance(exc, AuthenticationFailed):
         return error_response(401, exc.message, code=exc.code or "invalid_api_key")
+    if isinstance(exc, RateLimited):
+        # "requests": OpenAI's type for request rate limits. The SDK waits retry-after, then retries.
+        seconds = max(1, math.ceil(exc.retry_after))
+        return error_response(
+            429, exc.message, type_="requests", code=exc.code, headers={"retry-after": str(seconds)}
+        )
     return error_response(400, exc.message, param=exc.param, code=exc.code)  # InvalidRequest
 
 

@@ -11,3 +11,4 @@ from assistd.runs.executor import Engine
 class Runtime:
     engine: Engine
     run_ttl_seconds: int
+    max_active_runs: int = 0  # per project; 0: no limit

@@ -24,6 +24,7 @@ from assistd.runs.events import Subscription
 from assistd.runs.lifecycle import finish_run
 from assistd.runs.runtime import Runtime
 from assistd.services.common import dump
+from assistd.services.limits import check_active_runs
 from assistd.services.messages import new_message_row
 from assistd.services.scope import Scope
 from assistd.services.thread_guard import lock_for_new_run, missing_child, page_in_thread
@@ -115,6 +116,7 @@ class RunService:
         try:
             # Files the request attached are handed to the indexer once this has committed.
             async with resource_transaction(self.stores) as writer:
+                await check_active_runs(writer.conn, self.scope.project_id, self.runtime.max_active_runs)
                 run, thread = await write(writer, run_id)
                 if thread is not None:
                     outbox.add("thread.created", thread)
