@@ -7,7 +7,7 @@ import asyncio
 import logging
 import sys
 
-from assistd import __version__
+from assistd import __version__, logs
 from assistd.config import Settings
 
 
@@ -33,6 +33,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=host,
         port=port,
         log_level=settings.log_level,
+        # Uvicorn's loggers go through the root logger's handler (assistd.logs), as text or JSON.
+        log_config=None,
         # The SDK keeps connections alive between calls; idle ones may stay open a while.
         timeout_keep_alive=30,
     )
@@ -213,9 +215,5 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     settings = Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    # Alembic narrates every plugin it loads at INFO; only its warnings are news to an operator.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(settings.log_level, settings.log_format)
     sys.exit(args.handler(settings, args))

@@ -9,7 +9,7 @@ import time
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistd import metrics
+from assistd import logs, metrics
 
 REQUEST_ID_HEADER = b"x-request-id"
 
@@ -62,6 +62,7 @@ class RequestGuard:
 
         request_id = f"req_{secrets.token_hex(16)}".encode()
         scope.setdefault("state", {})["request_id"] = request_id.decode()
+        logs.REQUEST_ID.set(request_id.decode())  # this request's task: its log records carry the id
         headers = dict(scope["headers"])
 
         beta = headers.get(b"openai-beta", b"").decode("latin-1")

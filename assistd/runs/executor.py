@@ -208,6 +208,8 @@ class RunExecutor:
             last_error=last_error,
         )
         self.released = ended is not None
+        if ended is not None:
+            logger.info("run %s%s", outcome, f": {last_error['message']}" if last_error else "")
 
     # -- a turn ------------------------------------------------------------------------------------
 
@@ -348,6 +350,7 @@ class RunExecutor:
 
     def _publish_end(self, run: Run | None) -> None:
         if run is not None:
+            logger.info("run %s", run.status)
             self.released = True
             self._emit(states.event_name(run), run)
 
@@ -655,6 +658,7 @@ class RunExecutor:
                 lease_expires_at=None,
             )
             if paused is not None:
+                logger.info("run waits for tool outputs")
                 self.released = True
                 self._emit("thread.run.requires_action", paused)
         return False

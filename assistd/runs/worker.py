@@ -13,6 +13,7 @@ import logging
 import secrets
 from collections.abc import Awaitable, Callable
 
+from assistd import logs
 from assistd.runs import states
 from assistd.runs.executor import Engine, RunExecutor
 from assistd.runs.lifecycle import finish_run
@@ -133,7 +134,12 @@ class Worker:
 
     def _start(self, claim: queue.Claim, started: Run | None) -> None:
         executor = RunExecutor(self.engine, claim, started)
-        task = asyncio.create_task(executor.execute(), name=f"assistd-run-{claim.run_id}")
+        # The task copies the context as it is now: its log records carry the run id.
+        logs.RUN_ID.set(claim.run_id)
+        try:
+            task = asyncio.create_task(executor.execute(), name=f"assistd-run-{claim.run_id}")
+        finally:
+            logs.RUN_ID.set(None)
         self.executors[claim.run_id] = (executor, task)
         task.add_done_callback(lambda done: self._done(claim.run_id, done))
 
