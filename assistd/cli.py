@@ -1,9 +1,10 @@
-"""The command line: ``assistd serve | worker | migrate | keys | --version``."""
+"""The command line: ``assistd serve | worker | keys | status | migrate | --version``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import sys
 
@@ -164,6 +165,83 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+def _status(settings: Settings, args: argparse.Namespace) -> int:
+    """Runs by status, the queue, and the workers executing runs now, read from the database."""
+    import time
+
+    from sqlalchemy import func, select
+
+    from assistd.store import tables
+    from assistd.store.database import Database
+
+    runs = tables.runs
+
+    async def snapshot(database: Database) -> str:
+        async with database.read() as conn:
+            by_status = dict(
+                (row.status, row.count)
+                for row in await conn.execute(
+                    select(runs.c.status, func.count().label("count")).group_by(runs.c.status)
+                )
+            )
+            oldest_queued = await conn.scalar(
+                select(func.min(runs.c.created_at)).where(runs.c.status == "queued")
+            )
+            workers = list(
+                await conn.execute(
+                    select(
+                        runs.c.lease_owner,
+                        func.count().label("runs"),
+                        func.max(runs.c.lease_expires_at).label("lease"),
+                    )
+                    .where(runs.c.status.in_(("in_progress", "cancelling")), runs.c.lease_owner.is_not(None))
+                    .group_by(runs.c.lease_owner)
+                    .order_by(runs.c.lease_owner)
+                )
+            )
+        clock = time.time()
+        lines = [f"assistd status at {_when(int(clock))}", "runs by status:"]
+        for status in (
+            "queued",
+            "in_progress",
+            "requires_action",
+            "cancelling",
+            "completed",
+            "incomplete",
+            "failed",
+            "cancelled",
+            "expired",
+        ):
+            lines.append(f"  {status:<16}{by_status.get(status, 0):>8}")
+        wait = f", oldest waiting {int(clock - oldest_queued)} s" if oldest_queued else ""
+        lines.append(f"queue: {by_status.get('queued', 0)} run(s){wait}")
+        lines.append(f"workers executing runs: {len(workers)}")
+        for row in workers:
+            state = (
+                "lease lapsed: worker gone?" if row.lease < clock else f"lease {row.lease - clock:.0f} s left"
+            )
+            lines.append(f"  {row.lease_owner}  {row.runs} run(s)  {state}")
+        return "\n".join(lines)
+
+    async def run() -> None:
+        database = Database.from_url(settings.effective_database_url, pool_size=1)
+        try:
+            while True:
+                text = await snapshot(database)
+                if args.watch:
+                    print("\033[H\033[J" + text, flush=True)  # clear the screen: a live view
+                    await asyncio.sleep(args.watch)
+                else:
+                    print(text)
+                    return
+        finally:
+            await database.close()
+
+    with contextlib.suppress(KeyboardInterrupt):  # the end of --watch
+        asyncio.run(run())
+    return 0
+
+
 def _when(timestamp: int | None) -> str:
     import datetime
 
@@ -206,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
     revoke = key_actions.add_parser("revoke", help="refuse a key from now on, on every node")
     revoke.add_argument("key_id", help="the key's id (key_...)")
     keys.set_defaults(handler=_keys)
+
+    status = commands.add_parser(
+        "status", help="runs by status, the queue and busy workers, from the database"
+    )
+    status.add_argument("--watch", type=float, metavar="SECONDS", help="refresh every SECONDS until Ctrl-C")
+    status.set_defaults(handler=_status)
 
     migrate = commands.add_parser("migrate", help="apply database migrations and exit")
     migrate.set_defaults(handler=_migrate)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from tests.harness import (
     create_pg_database,
     drop_pg_database,
     postgres_enabled,
+    run_cli,
 )
 from tests.run_support import (
     BETA,
@@ -207,6 +209,13 @@ def test_a_cancel_on_one_node_stops_the_worker_on_another(cluster: Cluster) -> N
         thread = a.beta.threads.create(messages=[{"role": "user", "content": "/sleep 30\nnever"}])
         run = a.beta.threads.runs.create(thread.id, assistant_id=assistant.id)
         wait_for_status(b, thread.id, run.id, "in_progress", timeout=10)
+        # The operator's view, from the database: the run, and the worker that holds it.
+        node = cluster.nodes[0]
+        status = run_cli(["status"], node.data_dir, node.env)
+        assert status.returncode == 0, status.stderr
+        assert re.search(r"^  in_progress +1$", status.stdout, re.MULTILINE), status.stdout
+        holder = _lease_owner(cluster.database_url, run.id)
+        assert re.search(rf"^  {holder}  1 run\(s\)  lease \d+ s left$", status.stdout, re.MULTILINE)
         started = time.monotonic()
         cancelling = b.beta.threads.runs.cancel(run.id, thread_id=thread.id)
         assert cancelling.status == "cancelling"
