@@ -23,6 +23,7 @@ from assistd.api import (
 )
 from assistd.api.deps import check_path_ids
 from assistd.api.errors import install_error_handlers
+from assistd.api.idempotency import IdempotentRequests
 from assistd.api.middleware import RequestGuard, RequestMetrics
 from assistd.backends.embeddings import EmbeddingBackend, LocalEmbeddings, UpstreamEmbeddings
 from assistd.backends.routing import ModelRouter
@@ -146,6 +147,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
+    # Inside the guard: bodies it lets through are small enough to hold and fingerprint.
+    app.add_middleware(IdempotentRequests, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(
         RequestGuard,
         max_body_bytes=settings.max_body_bytes,

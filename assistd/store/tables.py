@@ -42,7 +42,7 @@ projects = Table(
     Column("id", String(64), primary_key=True),
     Column("name", String(256), nullable=False),
     Column("created_at", BigInteger, nullable=False),
-    UniqueConstraint("name", name="uq_projects_name"),
+    Index("uq_projects_name", "name", unique=True),
 )
 
 # API keys: each lets its holder act in one project. Only a hash of the secret is kept (secrets are
@@ -58,6 +58,20 @@ api_keys = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("last_used_at", BigInteger),
     Column("revoked_at", BigInteger),
+)
+
+# Responses to POSTs sent with an Idempotency-Key (hashed with the caller's API key), for their retries.
+# ``status`` is null while the first request is still being served.
+idempotent_requests = Table(
+    "idempotent_requests",
+    metadata,
+    Column("key_hash", String(64), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # of method, path, query and body
+    Column("status", Integer),
+    Column("content_type", String(128)),
+    Column("body", LargeBinary),
+    Column("created_at", Float, nullable=False),
+    Index("ix_idempotent_requests_created_at", "created_at"),
 )
 
 assistants = Table(

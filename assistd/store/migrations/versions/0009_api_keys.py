@@ -28,11 +28,10 @@ def upgrade() -> None:
         sa.Column("last_used_at", sa.BigInteger()),
         sa.Column("revoked_at", sa.BigInteger()),
     )
-    with op.batch_alter_table("projects") as batch:
-        batch.create_unique_constraint("uq_projects_name", ["name"])
+    # An index, not a constraint: adding a constraint would rebuild the table on SQLite.
+    op.create_index("uq_projects_name", "projects", ["name"], unique=True)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("projects") as batch:
-        batch.drop_constraint("uq_projects_name", type_="unique")
+    op.drop_index("uq_projects_name", table_name="projects")
     op.drop_table("api_keys")
