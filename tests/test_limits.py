@@ -63,3 +63,19 @@ def test_a_project_over_its_active_runs_is_told_to_wait(start_server: Callable[.
         assert wait_for_run(client, busy.id, first.id, timeout=10).status == "cancelled"
         second = client.beta.threads.runs.create(other.id, assistant_id=assistant.id)
         assert wait_for_run(client, other.id, second.id, timeout=10).status == "completed"
+
+
+def test_one_request_creates_at_most_a_thousand_messages(client: openai.OpenAI) -> None:
+    one = {"role": "user", "content": "x"}
+    thread = client.beta.threads.create(messages=[one] * 1000)
+    assert len(client.beta.threads.messages.list(thread.id, limit=100).data) == 100
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.create(messages=[one] * 1001)
+    assert refused.value.body["param"] == "messages"  # type: ignore[index]
+    assistant = client.beta.assistants.create(model="gpt-4o")
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.beta.threads.runs.create(
+            thread.id, assistant_id=assistant.id, additional_messages=[one] * 1001
+        )
+    assert refused.value.body["param"] == "additional_messages"  # type: ignore[index]
+    assert client.beta.threads.runs.list(thread.id).data == []

@@ -17,6 +17,11 @@ from assistd.protocol.common import (
 ImageDetail = Literal["auto", "low", "high"]
 
 
+# Messages one request may create (a thread's first ones, a run's additional ones): a bound on the work
+# and the transaction of one request. OpenAI documents none; conversations that long are built up.
+MAX_MESSAGES_PER_REQUEST = 1000
+
+
 class TextPart(RequestModel):
     type: Literal["text"]
     text: str

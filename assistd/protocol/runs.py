@@ -18,7 +18,7 @@ from assistd.protocol.common import (
     ToolResourcesCreate,
     TopP,
 )
-from assistd.protocol.messages import MessageCreate
+from assistd.protocol.messages import MAX_MESSAGES_PER_REQUEST, MessageCreate
 from assistd.protocol.threads import ThreadCreate
 
 RUN_MAX_TOOLS = 20
@@ -71,7 +71,7 @@ class RunOptions(RequestBody):
 class RunCreate(RunOptions):
     reasoning_effort: ReasoningEffort | None = None
     additional_instructions: str | None = Field(default=None, max_length=256_000)
-    additional_messages: list[MessageCreate] | None = None
+    additional_messages: list[MessageCreate] | None = Field(default=None, max_length=MAX_MESSAGES_PER_REQUEST)
 
 
 class ThreadAndRunCreate(RunOptions):
