@@ -70,8 +70,9 @@ pytest: $(VENV)/.dev bubblewrap
 # The old SDK line drives servers on SQLite only: the store is the server's side, which the first run
 # covers on both databases; this run is about what the 1.x client sends and parses. So it leaves out the
 # tests of the server's own parts that no client sees differently: the embedded model's output, the
-# migrations, the code sandbox, the streamed-arguments decoder.
-SDK1_SKIP := test_embedded_model test_migrations test_sandbox test_streamed_json
+# migrations, the code sandbox, the streamed-arguments decoder, where file contents are stored, and the
+# fuzzing of the server's input handling (raw HTTP, no SDK).
+SDK1_SKIP := test_embedded_model test_migrations test_sandbox test_streamed_json test_blob_stores test_fuzz
 test-sdk1: $(VENV)/.dev $(SDK1_VENV)/.installed
 	ASSISTD_TEST_PG=off ASSISTD_TEST_SERVER_PYTHON=$(abspath $(BIN)/python) \
 		$(SDK1_VENV)/bin/python -m pytest -p no:cacheprovider $(SDK1_SKIP:%=--ignore=tests/%.py)
@@ -83,6 +84,7 @@ bench: $(VENV)/.dev bubblewrap
 	$(BIN)/python bench/backends.py
 	$(BIN)/python bench/retrieval.py
 	$(BIN)/python bench/code_interpreter.py
+	$(BIN)/python bench/scale.py
 
 clean:
 	rm -rf $(VENV) $(SDK1_VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -11,7 +11,7 @@ import openai
 import pytest
 from openai.types.beta.threads.runs import ToolCall
 
-from tests.harness import Server
+from tests.harness import Server, create_pg_database, drop_pg_database, postgres_enabled
 from tests.openapi import assert_schema
 from tests.run_support import (
     TEST_BUDGET_S,
@@ -449,11 +449,28 @@ def test_client_disconnect_does_not_stop_the_run(client: openai.OpenAI, http: ht
     assert reply.status == "completed"
 
 
-@pytest.mark.backend("sqlite")
-def test_quiet_stream_sends_keepalive_comments_the_sdk_skips(start_server: Callable[..., Server]) -> None:
+@pytest.mark.parametrize("database", ["sqlite", "postgres"])
+def test_quiet_stream_sends_keepalive_comments_the_sdk_skips(
+    start_server: Callable[..., Server], database: str
+) -> None:
     """While the model is silent, comment lines keep proxies from closing the stream; the SDK ignores
-    them and still sees every event."""
-    server = start_server(ASSISTD_STREAM_KEEPALIVE_SECONDS="0.2")
+    them and still sees every event, also where events carry ids (PostgreSQL)."""
+    settings = {"ASSISTD_STREAM_KEEPALIVE_SECONDS": "0.2"}
+    if database == "sqlite":
+        _quiet_stream(start_server(**settings))
+        return
+    if not postgres_enabled():
+        pytest.skip("ASSISTD_TEST_PG=off")
+    url = create_pg_database()
+    server = start_server(**settings, ASSISTD_DATABASE_URL=url)
+    try:
+        _quiet_stream(server)
+    finally:
+        server.stop()
+        drop_pg_database(url)
+
+
+def _quiet_stream(server: Server) -> None:
     client = make_sdk(server)
     assistant = client.beta.assistants.create(model="gpt-4o")
     thread_id = new_thread(client, "/sleep 1\nquiet")
@@ -464,7 +481,9 @@ def test_quiet_stream_sends_keepalive_comments_the_sdk_skips(start_server: Calla
         ) as r,
     ):
         body = r.read().decode()
-    assert body.count(": keep-alive\n\n") >= 3  # a second of silence at 0.2 s
+    # A second of silence at 0.2 s; each comment a line of its own, not an (empty) event.
+    assert body.count(": keep-alive\n") >= 3
+    assert ": keep-alive\n\n" not in body
     events = list(read_sse(iter(body.split("\n"))))
     assert collapse([e.event for e in events[:-1]]) == TEXT_ANSWER
 

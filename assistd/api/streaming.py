@@ -15,8 +15,10 @@ from assistd.runs.events import Subscription
 logger = logging.getLogger("assistd.api")
 
 DONE = b"event: done\ndata: [DONE]\n\n"
-# A comment line: the SDK's decoder skips it, proxies see traffic.
-KEEPALIVE = b": keep-alive\n\n"
+# A comment line: the SDK's decoder skips it, proxies see traffic. No blank line after it: a blank line
+# ends an event, and the SDK's decoder, which keeps the last ``id:`` it saw, would dispatch an empty
+# event (and fail to parse it) once the stream has had an id.
+KEEPALIVE = b": keep-alive\n"
 # The reference asks for the error wrapped in {"error": ...}: the SDK raises APIError only then.
 STREAM_FAILED = (
     "event: error\ndata: "

@@ -22,12 +22,14 @@ from assistd.protocol.messages import MAX_MESSAGES_PER_REQUEST, MessageCreate
 from assistd.protocol.threads import ThreadCreate
 
 RUN_MAX_TOOLS = 20
-TokenBudget = Annotated[int | None, Field(ge=256)]
+# Stored in 32-bit integer columns: a larger number is refused (400 naming it), not a database error.
+INT32_MAX = 2**31 - 1
+TokenBudget = Annotated[int | None, Field(ge=256, le=INT32_MAX)]
 
 
 class TruncationStrategy(RequestModel):
     type: Literal["auto", "last_messages"]
-    last_messages: int | None = Field(default=None, ge=1)
+    last_messages: int | None = Field(default=None, ge=1, le=INT32_MAX)
 
 
 class NamedFunction(RequestModel):

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.runs.events import EventBus, Outbox, Published, RunEvent, Subscription, published
 from assistd.store import run_events
-from assistd.store.database import Database
+from assistd.store.database import Database, create_engine
 from assistd.store.listener import Listener, asyncpg_dsn
 
 logger = logging.getLogger("assistd.events")
@@ -54,6 +54,12 @@ class PgEventBus(EventBus):
     def __init__(self, database: Database, *, retention_seconds: float) -> None:
         super().__init__()
         self.database = database
+        # The writer's own connection, outside the pool: status changes wait for the writer's batch while
+        # they hold pooled connections, so with the pool exhausted by them a pooled writer would wait
+        # for ever.
+        self._writer_database = Database(
+            create_engine(database.engine.url.render_as_string(hide_password=False), pool_size=1)
+        )
         self.retention_seconds = retention_seconds
         self._stored_subscribers: defaultdict[str, set[StoredSubscription]] = defaultdict(set)
         # Published, not yet written: by run, in order. The writer takes it whole.
@@ -94,6 +100,7 @@ class PgEventBus(EventBus):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await self._listener.close()
+        await self._writer_database.close()
 
     # -- publishing --------------------------------------------------------------------------------
 
@@ -137,7 +144,7 @@ class PgEventBus(EventBus):
             self._written.clear()
             try:
                 if batch:
-                    async with self.database.write() as conn:
+                    async with self._writer_database.write() as conn:
                         # In a fixed order: two writers' event locks never wait on each other in a cycle.
                         for run_id in sorted(batch):
                             await run_events.append(conn, run_id, batch[run_id])
@@ -220,7 +227,7 @@ class PgEventBus(EventBus):
             ticks += 1
             if ticks % 12 == 0:  # about every minute
                 try:
-                    async with self.database.write() as conn:
+                    async with self._writer_database.write() as conn:
                         await run_events.forget_older_than(conn, self.retention_seconds)
                 except Exception:
                     logger.exception("deleting old run events failed; it will run again")

@@ -158,8 +158,12 @@ class Worker:
             logger.error("executor of %s crashed", run_id, exc_info=task.exception())
 
     async def _release(self, run_id: str) -> None:
-        async with self.engine.database.write() as conn:
-            await queue.release(conn, self.id, run_id)
+        try:
+            async with self.engine.database.write() as conn:
+                await queue.release(conn, self.id, run_id)
+        except Exception:
+            # The lease lapses by itself; the run is claimed again then.
+            logger.exception("handing back %s failed", run_id)
         self.wake()
 
     async def _every(self, seconds: float, action: Callable[[], Awaitable[None]]) -> None:
