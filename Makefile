@@ -6,7 +6,7 @@ SDK1_VENV := .venv-sdk1
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: serve test check lint typecheck pytest test-sdk1 bench clean bubblewrap
+.PHONY: serve test check lint typecheck pytest test-sdk1 test-fuzz bench clean bubblewrap
 
 # --- environments -------------------------------------------------------------------------------
 
@@ -50,8 +50,9 @@ serve: $(VENV)/.runtime bubblewrap
 # The whole suite: lint, types, then the tests with the current SDK and with the last 1.x SDK, side by
 # side: each waits on its servers much of the time, so the two together fit on 2 cores. Each pass's
 # output is printed whole when it ends; either failing fails the suite.
-test: check
-	$(MAKE) --no-print-directory -j2 --output-sync=target pytest test-sdk1
+# The fuzzing, a pass of its own, takes the slot the old SDK's pass frees; lint and types come last.
+test:
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest test-sdk1 test-fuzz check
 
 # --- parts --------------------------------------------------------------------------------------
 
@@ -65,7 +66,10 @@ typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 pytest: $(VENV)/.dev bubblewrap
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --ignore=tests/test_fuzz.py
+
+test-fuzz: $(VENV)/.dev
+	$(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz.py
 
 # The old SDK line drives servers on SQLite only: the store is the server's side, which the first run
 # covers on both databases; this run is about what the 1.x client sends and parses. So it leaves out the
