@@ -59,12 +59,14 @@ class ServerProcess:
     log_path: Path
     port: int
     process: subprocess.Popen[bytes] | None = None
+    _log_offset: int = 0  # the log's size when the process started
 
     @property
     def url(self) -> str:
         return f"http://{HOST}:{self.port}"
 
     def start(self) -> None:
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -73,13 +75,20 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
+            if self.ready():
+                return
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} did not start within {START_TIMEOUT_S} s:\n{self.log()}")
+
+    def ready(self) -> bool:
+        """Whether the started process serves: its /health answers."""
+        try:
+            return httpx.get(f"{self.url}/health", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def log_since_start(self) -> str:
+        return self.log()[self._log_offset :]
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

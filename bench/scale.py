@@ -83,7 +83,6 @@ from common import (
     HEADERS,
     HOST,
     LOG_LEVEL,
-    START_TIMEOUT_S,
     ServerProcess,
     base_env,
     command_line,
@@ -220,20 +219,8 @@ async def run_statuses(database: BenchDatabase) -> Counter[str]:
 class WorkerProcess(ServerProcess):
     """``assistd worker``: no HTTP; up once it logged that it executes runs."""
 
-    def start(self) -> None:
-        offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
-            )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()}")
-            if "executing up to" in self.log()[offset:]:
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not start within {START_TIMEOUT_S} s:\n{self.log()}")
+    def ready(self) -> bool:
+        return "executing up to" in self.log_since_start()
 
 
 def assistd_env(
