@@ -171,19 +171,15 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 
     from sqlalchemy import func, select
 
-    from assistd.store import tables
+    from assistd.runs import states
+    from assistd.store import queue, tables
     from assistd.store.database import Database
 
     runs = tables.runs
 
     async def snapshot(database: Database) -> str:
         async with database.read() as conn:
-            by_status = dict(
-                (row.status, row.count)
-                for row in await conn.execute(
-                    select(runs.c.status, func.count().label("count")).group_by(runs.c.status)
-                )
-            )
+            by_status = await queue.runs_by_status(conn)
             oldest_queued = await conn.scalar(
                 select(func.min(runs.c.created_at)).where(runs.c.status == "queued")
             )
@@ -201,17 +197,7 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
             )
         clock = time.time()
         lines = [f"assistd status at {_when(int(clock))}", "runs by status:"]
-        for status in (
-            "queued",
-            "in_progress",
-            "requires_action",
-            "cancelling",
-            "completed",
-            "incomplete",
-            "failed",
-            "cancelled",
-            "expired",
-        ):
+        for status in states.ALL:
             lines.append(f"  {status:<16}{by_status.get(status, 0):>8}")
         wait = f", oldest waiting {int(clock - oldest_queued)} s" if oldest_queued else ""
         lines.append(f"queue: {by_status.get('queued', 0)} run(s){wait}")

@@ -10,10 +10,10 @@ import time
 from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import func, select
 
 from assistd.backends.base import Chunk, Finish
-from assistd.store import tables
+from assistd.runs import states
+from assistd.store import queue
 from assistd.store.database import Database
 
 __all__ = ["CONTENT_TYPE_LATEST", "render"]
@@ -48,30 +48,12 @@ MODEL_FIRST_CHUNK_SECONDS = Histogram(
 RUNS = Gauge("assistd_runs", "Runs in the database, by status (all processes).", ["status"])
 QUEUE_DEPTH = Gauge("assistd_run_queue_depth", "Runs waiting for a worker (queued), in the database.")
 
-_RUN_STATUSES = (
-    "queued",
-    "in_progress",
-    "requires_action",
-    "cancelling",
-    "cancelled",
-    "failed",
-    "completed",
-    "incomplete",
-    "expired",
-)
-
 
 async def render(database: Database) -> bytes:
     """The exposition text, with the database-wide gauges read now."""
-    runs = tables.runs
     async with database.read() as conn:
-        counts = dict(
-            (row.status, row.count)
-            for row in await conn.execute(
-                select(runs.c.status, func.count().label("count")).group_by(runs.c.status)
-            )
-        )
-    for status in _RUN_STATUSES:
+        counts = await queue.runs_by_status(conn)
+    for status in states.ALL:
         RUNS.labels(status).set(counts.get(status, 0))
     QUEUE_DEPTH.set(counts.get("queued", 0))
     return generate_latest()

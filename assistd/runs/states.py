@@ -23,6 +23,18 @@ from assistd.types import Run
 
 ACTIVE: Final = frozenset({"queued", "in_progress", "requires_action", "cancelling"})
 TERMINAL: Final = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
+# Every status, in the order a run may pass through them (for reports).
+ALL: Final = (
+    "queued",
+    "in_progress",
+    "requires_action",
+    "cancelling",
+    "completed",
+    "incomplete",
+    "failed",
+    "cancelled",
+    "expired",
+)
 
 ALLOWED: Final[dict[str, frozenset[str]]] = {
     "queued": frozenset({"in_progress", "cancelling", "expired", "failed"}),

@@ -11,9 +11,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.errors import RateLimited
+from assistd.runs import states
 from assistd.store import tables
 
-ACTIVE = ("queued", "in_progress", "requires_action", "cancelling")
 # Idle buckets are forgotten past this many keys (open mode accepts any bearer, so any number of them).
 MAX_TRACKED_KEYS = 10_000
 
@@ -73,7 +73,7 @@ async def check_active_runs(conn: AsyncConnection, project_id: str, limit: int) 
         )
     runs = tables.runs
     active = await conn.scalar(
-        select(func.count()).where(runs.c.project_id == project_id, runs.c.status.in_(ACTIVE))
+        select(func.count()).where(runs.c.project_id == project_id, runs.c.status.in_(sorted(states.ACTIVE)))
     )
     if (active or 0) >= limit:
         raise RateLimited(

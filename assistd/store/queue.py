@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.ids import now
@@ -103,3 +103,9 @@ async def overdue(conn: AsyncConnection, limit: int = 100) -> list[Claim]:
         .limit(limit)
     )
     return [Claim(row.project_id, row.id, row.status) for row in await conn.execute(statement)]
+
+
+async def runs_by_status(conn: AsyncConnection) -> dict[str, int]:
+    """How many runs of every project are in each status (statuses with none are absent)."""
+    rows = await conn.execute(select(runs.c.status, func.count()).group_by(runs.c.status))
+    return {status: count for status, count in rows}
