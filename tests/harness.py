@@ -129,35 +129,35 @@ class WorkerProcess:
 
 def run_cli(arguments: list[str], data_dir: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``assistd ARGUMENTS`` with a server's settings (its data dir and environment), to completion."""
-    environment = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")},
-        "ASSISTD_DATA_DIR": str(data_dir),
-        **env,
-    }
     return subprocess.run(
         [SERVER_PYTHON, "-m", "assistd", *arguments],
-        env=environment,
+        env=_environment(data_dir, env),
         capture_output=True,
         text=True,
         timeout=60,
     )
 
 
-def _spawn(
-    arguments: list[str], data_dir: Path, env: dict[str, str], log_path: Path
-) -> subprocess.Popen[bytes]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    environment = {
+def _environment(data_dir: Path, env: dict[str, str]) -> dict[str, str]:
+    """A process's environment: this one's without any ASSISTD_ setting, then the data dir, the
+    defaults of the tests, and ``env``."""
+    return {
         **{k: v for k, v in os.environ.items() if not k.startswith("ASSISTD_")},
         "ASSISTD_DATA_DIR": str(data_dir),
         # Run logic is tested on the deterministic model; tests of real models ask for them.
         "ASSISTD_DEFAULT_MODEL": "scripted",
         **env,
     }
+
+
+def _spawn(
+    arguments: list[str], data_dir: Path, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    data_dir.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
             [SERVER_PYTHON, "-m", "assistd", *arguments],
-            env=environment,
+            env=_environment(data_dir, env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
