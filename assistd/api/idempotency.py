@@ -17,11 +17,11 @@ Requests without the header, with a body of unknown length (no Content-Length) o
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistd.api.middleware import error_body
 from assistd.services.api_keys import ApiKeys
 from assistd.store import idempotency
 from assistd.store.database import Database
@@ -35,9 +35,7 @@ _CLEANUP_ODDS = 0.01  # of a claim: also forget keys past their retention
 def _envelope(
     message: str, *, status: int, param: str | None, extra: list[tuple[bytes, bytes]]
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    body = json.dumps(
-        {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": None}}
-    ).encode()
+    body = error_body(message, param)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *extra]
     return status, headers, body
 

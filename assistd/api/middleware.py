@@ -14,7 +14,8 @@ from assistd import logs, metrics
 REQUEST_ID_HEADER = b"x-request-id"
 
 
-def _envelope(message: str, param: str | None = None) -> bytes:
+def error_body(message: str, param: str | None = None) -> bytes:
+    """An invalid_request_error in OpenAI's envelope, for middleware that answers before the app."""
     error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
     return json.dumps({"error": error}).encode()
 
@@ -71,7 +72,7 @@ class RequestGuard:
                 f"Invalid 'OpenAI-Beta' header '{beta}': this server implements the Assistants API v2 "
                 "only. Send 'OpenAI-Beta: assistants=v2' (the openai SDK does since version 1.21)."
             )
-            await _send_error(send, 400, _envelope(message, "OpenAI-Beta"), request_id)
+            await _send_error(send, 400, error_body(message, "OpenAI-Beta"), request_id)
             return
 
         upload = scope["method"] == "POST" and scope["path"] in self.upload_paths
@@ -79,7 +80,7 @@ class RequestGuard:
         too_large = f"Request body too large: this server accepts at most {limit} bytes."
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _send_error(send, 413, _envelope(too_large), request_id)
+            await _send_error(send, 413, error_body(too_large), request_id)
             return
 
         received = 0

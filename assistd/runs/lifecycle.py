@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.ids import now
@@ -39,22 +39,10 @@ async def close_open_parts(
     steps_table, messages_table = tables.run_steps, tables.messages
     clock = now()
     step_ids = list(
-        await conn.scalars(
-            select(steps_table.c.id).where(
-                steps_table.c.project_id == project_id,
-                steps_table.c.run_id == run_id,
-                steps_table.c.status == "in_progress",
-            )
-        )
+        await conn.scalars(select(steps_table.c.id).where(_unfinished(steps_table, project_id, run_id)))
     )
     message_ids = list(
-        await conn.scalars(
-            select(messages_table.c.id).where(
-                messages_table.c.project_id == project_id,
-                messages_table.c.run_id == run_id,
-                messages_table.c.status == "in_progress",
-            )
-        )
+        await conn.scalars(select(messages_table.c.id).where(_unfinished(messages_table, project_id, run_id)))
     )
     step_values: dict[str, Any] = {"status": _STEP_STATUS[outcome], _STEP_STAMP[outcome]: clock}
     if outcome == "failed" and last_error is not None:
@@ -82,21 +70,13 @@ async def close_open_parts(
 
 async def discard_unfinished(conn: AsyncConnection, project_id: str, run_id: str) -> None:
     """Remove the run's in-progress steps and messages: the unfinished work of a turn to be done again."""
-    steps_table, messages_table = tables.run_steps, tables.messages
-    await conn.execute(
-        delete(steps_table).where(
-            steps_table.c.project_id == project_id,
-            steps_table.c.run_id == run_id,
-            steps_table.c.status == "in_progress",
-        )
-    )
-    await conn.execute(
-        delete(messages_table).where(
-            messages_table.c.project_id == project_id,
-            messages_table.c.run_id == run_id,
-            messages_table.c.status == "in_progress",
-        )
-    )
+    for table in (tables.run_steps, tables.messages):
+        await conn.execute(delete(table).where(_unfinished(table, project_id, run_id)))
+
+
+def _unfinished(table: Table, project_id: str, run_id: str) -> ColumnElement[bool]:
+    """The run's steps or messages (of ``table``) still in progress."""
+    return and_(table.c.project_id == project_id, table.c.run_id == run_id, table.c.status == "in_progress")
 
 
 async def finish_run(
