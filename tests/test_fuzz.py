@@ -14,9 +14,10 @@ scripted model):
   NUL characters, oversized metadata, 10,000 levels of nesting, invalid UTF-8, SQL-looking text in
   every string field, cursor and query parameter. These run on every store backend.
 
-The generated run steps around each known bug (``checks_for``), so that one bug does not hide the
-others, and each bug has one explicit ``xfail(strict=True)`` test at the end of this file: the suite
-stays green, the bug stays visible, and its fix shows up as an XPASS that fails until the mark goes.
+A bug the generated half finds gets a targeted test of its own (the end of this file holds those found
+so far, fixed). While one is open, mark that test ``xfail(strict=True)`` and step around the bug in
+``checks_for``, so that it does not hide the others; the fix then shows as an XPASS that fails until
+the mark goes.
 
 Time: the generated half is deterministic (the same cases on every run) and bounded: at most
 ``EXAMPLES`` generated cases per operation (``ASSISTD_TEST_FUZZ_EXAMPLES`` to explore more locally),
@@ -60,7 +61,6 @@ from schemathesis.specs.openapi.checks import (
 
 TIMEOUT = 15.0  # seconds for one request: an answer that takes longer is a hang
 EXAMPLES = int(os.environ.get("ASSISTD_TEST_FUZZ_EXAMPLES", "8"))
-INT64_MAX = 2**63 - 1
 SQL = ["' OR 1=1 --", '"; DROP TABLE runs; --']
 JSON = {"content-type": "application/json"}
 
@@ -320,42 +320,9 @@ def _coin(value: object) -> bool:
     return zlib.crc32(repr(value).encode()) % 2 == 1
 
 
-def _nested_nulls(value: Any, inside: bool = False) -> bool:
-    """Whether an explicit null sits inside a `tools` or `tool_resources` value (not the value itself)."""
-    if isinstance(value, dict):
-        return any(
-            (inside and item is None) or _nested_nulls(item, inside or key in ("tools", "tool_resources"))
-            for key, item in value.items()
-        )
-    if isinstance(value, list):
-        return any((inside and item is None) or _nested_nulls(item, inside) for item in value)
-    return False
-
-
 def checks_for(case: Case) -> list[Callable[..., Any]]:
-    """The checks for ``case``; a case that would reach a known bug is changed, or checked less, so
-    that the bug does not hide whatever else the run finds. Each bug has an explicit xfail test at the
-    end of this file."""
-    body = case.body
-    if isinstance(body, dict):
-        # Bug: integers past the database's range (test_bug_integer_overflow). Clamped to the
-        # largest SQLite takes, which the reference allows: the rest of the case still runs.
-        for key in ("max_completion_tokens", "max_prompt_tokens"):
-            value = body.get(key)
-            if isinstance(value, int) and not isinstance(value, bool) and value > INT64_MAX:
-                body = {**body, key: INT64_MAX}
-        truncation = body.get("truncation_strategy")
-        if isinstance(truncation, dict):
-            last = truncation.get("last_messages")
-            if isinstance(last, int) and not isinstance(last, bool) and last > INT64_MAX:
-                body = {**body, "truncation_strategy": {**truncation, "last_messages": INT64_MAX}}
-        if body is not case.body:
-            case.body = body
-    checks = STREAM_CHECKS if isinstance(body, dict) and body.get("stream") is True else CHECKS
-    if _nested_nulls(body):
-        # Bug: explicit nulls inside tools and tool_resources are stored and sent back
-        # (test_bug_nested_null_breaks_the_response_schema): only the status is checked.
-        checks = [not_a_server_error, documented_or_error_envelope]
+    """The checks for ``case``."""
+    checks = STREAM_CHECKS if isinstance(case.body, dict) and case.body.get("stream") is True else CHECKS
     if case.operation.definition.raw.get("operationId") == "downloadFile":
         # Not a bug: the reference says application/json, the endpoint sends the file's own bytes
         # with a type from its name (docs/api-coverage.md), as OpenAI's does.
@@ -925,25 +892,9 @@ def test_path_traversal_in_uploaded_file_names_writes_nothing_outside(
     assert_up(target)
 
 
-# -- known bugs: one explicit xfail test each ----------------------------------------------------------
+# -- what the fuzzing found, fixed: a test each ---------------------------------------------------------
 
 
-def xfail_on(backend: str, request: pytest.FixtureRequest, backends: tuple[str, ...], reason: str) -> None:
-    """Marks the running test xfail(strict) on the backends where the bug shows."""
-    if backend in backends:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
-NESTED_NULL = (
-    "assistd bug: an explicit null inside `tools[].file_search` or `tool_resources` (e.g. "
-    "`tool_resources.file_search.vector_store_ids: null`) is accepted and stored as sent (dump() keeps "
-    "explicitly-set None, services/common.py), so the object comes back with nulls where the reference "
-    "has an array, an object or an enum (`vector_stores: null` even comes back as a key the object does "
-    "not have); `code_interpreter.file_ids: null`, by contrast, is a 400"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=NESTED_NULL)
 @pytest.mark.parametrize(
     ("path", "body", "component"),
     [
@@ -975,15 +926,27 @@ NESTED_NULL = (
     ],
     ids=["vector_store_ids", "code_interpreter", "max_num_results", "ranker", "thread-file_search"],
 )
-def test_bug_nested_null_breaks_the_response_schema(
+def test_an_explicit_null_inside_tools_or_tool_resources_means_left_out(
     raw: httpx.Client, path: str, body: dict[str, Any], component: str
 ) -> None:
-    response = raw.post(path, json=body)
-    if response.status_code == 400:
-        error_of(response)
-        return
-    errors = schema_errors(component, _ok(response))
+    """Once stored as sent: the object came back with nulls where the reference has an array, an
+    object or an enum."""
+    sent = _ok(raw.post(path, json=body))
+    errors = schema_errors(component, sent)
     assert not errors, errors
+    assert _has_no_null(sent.get("tools")), sent["tools"]
+    assert _has_no_null(sent.get("tool_resources")), sent["tool_resources"]
+    # The object reads back the same.
+    kind = "assistants" if component == "AssistantObject" else "threads"
+    assert _ok(raw.get(f"/{kind}/{sent['id']}")) == sent
+
+
+def _has_no_null(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(item is not None and _has_no_null(item) for item in value.values())
+    if isinstance(value, list):
+        return all(item is not None and _has_no_null(item) for item in value)
+    return True
 
 
 @pytest.mark.parametrize(
@@ -1016,31 +979,16 @@ def test_integers_past_the_columns_range_are_refused(
     assert error_of(response)["param"] in (field, f"truncation_strategy.{field}")
 
 
-PROMPT_CACHE_BREAKPOINT = (
-    "assistd bug: `prompt_cache_breakpoint` on a chat content part (in the reference for text, "
-    "image_url, input_audio and file parts) is refused as an unrecognized argument; "
-    "assistd/protocol/chat.py says every field of the reference is accepted"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=PROMPT_CACHE_BREAKPOINT)
-def test_bug_prompt_cache_breakpoint_is_refused(raw: httpx.Client) -> None:
+def test_prompt_cache_breakpoint_on_a_chat_content_part_is_accepted(raw: httpx.Client) -> None:
+    """In the reference for text and image parts; once refused as an unrecognized argument. It only
+    shapes OpenAI's own cache, so it is accepted and has no effect."""
     part = {"type": "text", "text": "hello", "prompt_cache_breakpoint": {"mode": "explicit"}}
     response = raw.post(
         "/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": [part]}]}
     )
-    assert response.status_code == 200, response.text
+    assert _ok(response)["choices"][0]["message"]["content"] == "You said: hello"
 
 
-WRONG_PARAM = (
-    "assistd bug: an unknown key in a content part whose type is also a key of the part (text, "
-    "image_url, image_file) is reported at the wrong `param`: {'type': 'text', 'text': 'hi', 'bogus': 1} "
-    "gives `content[0].text`, not `content[0].bogus` (api/errors.py _walk takes the discriminator tag "
-    "`text` in pydantic's location for the part's own key)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=WRONG_PARAM)
 @pytest.mark.parametrize(
     ("where", "part"),
     [
@@ -1048,76 +996,58 @@ WRONG_PARAM = (
         ("message", {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}, "bogus": 1}),
         ("chat", {"type": "text", "text": "hi", "bogus": 1}),
         ("chat", {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}, "bogus": 1}),
+        ("tool", {"type": "function", "function": {"name": "f"}, "bogus": 1}),
     ],
-    ids=["message-text", "message-image_url", "chat-text", "chat-image_url"],
+    ids=["message-text", "message-image_url", "chat-text", "chat-image_url", "function-tool"],
 )
-def test_bug_unknown_key_in_a_content_part_names_the_wrong_param(
+def test_an_unknown_key_beside_a_tagged_part_is_named(
     raw: httpx.Client, objs: Objects, where: str, part: dict[str, Any]
 ) -> None:
+    """The part's type is also one of its keys ("text", "image_url", "function"): the unknown key was
+    once reported as that key."""
     if where == "message":
         response = raw.post(f"/threads/{objs.idle_thread}/messages", json={"role": "user", "content": [part]})
         expected = "content[0].bogus"
-    else:
+    elif where == "chat":
         response = raw.post(
             "/chat/completions", json={"model": "gpt-4o", "messages": [{"role": "user", "content": [part]}]}
         )
         expected = "messages[0].content[0].bogus"
+    else:
+        response = raw.post("/assistants", json={"model": "gpt-4o", "tools": [part]})
+        expected = "tools[0].bogus"
     error = error_of(response)
+    assert response.status_code == 400
     assert error["param"] == expected, error
+    assert error["message"] == f"Unrecognized request argument supplied: {expected}"
 
 
-NUL_FILENAME = (
-    "assistd bug: a NUL character in an uploaded file's name is not refused (docs/architecture.md: NUL "
-    "in strings is a 400 naming the field): SQLite stores it, PostgreSQL makes the upload a 500 "
-    "(asyncpg: invalid byte sequence for encoding UTF8: 0x00)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=NUL_FILENAME)
-def test_bug_nul_in_an_uploaded_file_name(target: Server, raw: httpx.Client) -> None:
+def test_a_nul_in_an_uploaded_file_name_is_refused(target: Server, raw: httpx.Client) -> None:
+    """Once stored on SQLite, and a 500 on PostgreSQL (which refuses NUL in text)."""
     response = upload(raw, b"a\x00b.txt", b"hello")
     assert_up(target)
     error = error_of(response)
     assert response.status_code == 400, error
     assert error["param"] == "file", error
+    assert "NUL" in error["message"]
 
 
-NUL_PURPOSE = (
-    "assistd bug: GET /v1/files?purpose=<with NUL> reaches PostgreSQL, which cannot compare with it: "
-    "500 (asyncpg: invalid byte sequence for encoding UTF8: 0x00); SQLite answers an empty list"
-)
-
-
-def test_bug_nul_in_the_files_purpose_filter(
-    target: Server, raw: httpx.Client, backend: str, request: pytest.FixtureRequest
-) -> None:
-    xfail_on(backend, request, ("postgres",), NUL_PURPOSE)
-    response = raw.get("/files", params={"purpose": "assistants\x00"})
+def test_a_nul_in_the_files_purpose_filter_matches_nothing(target: Server, raw: httpx.Client) -> None:
+    """Once a 500 on PostgreSQL, which cannot even compare with such a string."""
+    assert _ok(raw.get("/files", params={"purpose": "assistants"}))["data"], "the fixture has a file"
+    assert _ok(raw.get("/files", params={"purpose": "assistants\x00"}))["data"] == []
     assert_up(target)
-    if response.status_code == 200:
-        assert response.json()["data"] == []
-    else:
-        error_of(response)
 
 
-NON_JSON_NUMBERS = (
-    "assistd bug: bodies with NaN, Infinity or -Infinity (not JSON, RFC 8259) or a number too large for "
-    "a double (1e400) are parsed (Python's json), and the value is stored as null: function parameters, "
-    "response_format schemas and vector store file attributes change silently, an attribute of null "
-    "breaks VectorStoreFileObject's schema (a literal null there is a 400), and on PostgreSQL such an "
-    'attribute is a 500 (invalid input syntax for type json: Token "NaN" is invalid)'
-)
-
-
-@pytest.mark.xfail(strict=True, reason=NON_JSON_NUMBERS)
 @pytest.mark.parametrize("number", [b"NaN", b"Infinity", b"-Infinity", b"1e400"])
 @pytest.mark.parametrize("where", ["attributes", "parameters"])
-def test_bug_non_json_numbers_become_null(
-    raw: httpx.Client, objs: Objects, where: str, number: bytes
-) -> None:
+def test_non_json_numbers_are_refused(raw: httpx.Client, objs: Objects, where: str, number: bytes) -> None:
+    """NaN and the infinities are no JSON (RFC 8259), and 1e400 is past a double: Python's parser takes
+    them all, and they were once stored as null (a 500 on PostgreSQL for attributes)."""
     if where == "attributes":
         path = f"/vector_stores/{objs.store}/files/{objs.file}"
         body = b'{"attributes": {"k": ' + number + b"}}"
+        param = "attributes.k"
     else:
         path = "/assistants"
         body = (
@@ -1125,13 +1055,9 @@ def test_bug_non_json_numbers_become_null(
             + number
             + b"}}}]}"
         )
+        param = "tools[0].function.parameters.k"
     response = raw.post(path, content=body, headers=JSON)
-    # Either refused, or kept: never changed into something else.
-    if response.status_code == 400:
-        error_of(response)
-        return
-    sent = _ok(response)
-    value = (
-        sent["attributes"]["k"] if where == "attributes" else sent["tools"][0]["function"]["parameters"]["k"]
-    )
-    assert value is not None, sent
+    error = error_of(response)
+    assert response.status_code == 400, error
+    assert error["param"] == param, error
+    assert "finite" in error["message"]

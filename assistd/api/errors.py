@@ -98,8 +98,9 @@ def _walk(loc: Sequence[int | str], body: Any) -> list[int | str]:
                 and step in (node.get("type"), node.get("role"))
                 and tag_skipped is not node
             )
-            # "function" can be both the tag and a key: it is the tag when the key follows it.
-            if is_tag and (step not in node or following == step):
+            # "function" or "text" can be both the tag and a key: it is the tag when the key follows it,
+            # or when what follows is another key of this object (an unknown key beside the tagged one).
+            if is_tag and (step not in node or following == step or _sibling(node, step, following)):
                 tag_skipped = node
             elif step in node:
                 node = node[step]
@@ -111,6 +112,12 @@ def _walk(loc: Sequence[int | str], body: Any) -> list[int | str]:
             node = node[step]
             path.append(step)
     return path
+
+
+def _sibling(node: dict[str, Any], step: str, following: int | str | None) -> bool:
+    """Whether ``following`` is a key beside ``step`` in ``node`` rather than a key inside it."""
+    inner = node[step]
+    return following in node and not (isinstance(inner, dict) and following in inner)
 
 
 def _looks_like_tag(step: str) -> bool:

@@ -16,6 +16,7 @@ from assistd.api.responses import json_response
 from assistd.errors import InvalidRequest
 from assistd.protocol.files import FileCreate
 from assistd.protocol.pagination import Order, Page, PageRequest
+from assistd.protocol.storable import string_problem
 from assistd.types import FileDeleted, FileObject
 
 router = APIRouter(tags=["files"])
@@ -34,7 +35,11 @@ async def create_file(request: Request, service: Files) -> Response:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise InvalidRequest("Missing required parameter: 'file'.", param="file")
-        created = await service.create(upload.file, upload.filename or "file", _fields(form))
+        filename = upload.filename or "file"
+        problem = string_problem(filename)
+        if problem is not None:
+            raise InvalidRequest(f"Invalid file name: {problem}", param="file")
+        created = await service.create(upload.file, filename, _fields(form))
     finally:
         await form.close()
     return json_response(created)

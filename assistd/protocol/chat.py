@@ -34,9 +34,18 @@ def _invalid(param: str, message: str) -> PydanticCustomError:
     return PydanticCustomError("invalid", message, {"param": param})
 
 
+class PromptCacheBreakpoint(RequestModel):
+    mode: Literal["explicit"]
+
+
+# Marks where OpenAI's prompt cache may end: accepted, and not passed on (no backend here knows it).
+CacheBreakpoint = Annotated[PromptCacheBreakpoint | None, Field(default=None, exclude=True)]
+
+
 class TextPart(RequestModel):
     type: Literal["text"]
     text: str
+    prompt_cache_breakpoint: CacheBreakpoint
 
 
 class ImageURL(RequestModel):
@@ -47,6 +56,7 @@ class ImageURL(RequestModel):
 class ImagePart(RequestModel):
     type: Literal["image_url"]
     image_url: ImageURL
+    prompt_cache_breakpoint: CacheBreakpoint
 
 
 class RefusalPart(RequestModel):

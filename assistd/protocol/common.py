@@ -222,7 +222,7 @@ ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "
 
 
 def dump_response_format(value: ResponseFormat | None) -> str | dict[str, Any] | None:
-    """The stored and returned form of a response format."""
+    """The stored and returned form of a response format (an explicit null inside means left out)."""
     if value is None or isinstance(value, str):
         return value
-    return value.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return value.model_dump(mode="json", by_alias=True, exclude_unset=True, exclude_none=True)

@@ -9,7 +9,7 @@ from assistd.ids import Prefix, new_id, now
 from assistd.protocol.assistants import AssistantCreate, AssistantModify
 from assistd.protocol.common import dump_response_format
 from assistd.protocol.pagination import Page, PageRequest
-from assistd.services.common import dump
+from assistd.services.common import dump_request
 from assistd.services.scope import Scope
 from assistd.services.tool_resources import resource_transaction
 from assistd.services.vector_stores import VectorStoreService
@@ -36,7 +36,7 @@ class AssistantService:
             "description": request.description,
             "instructions": request.instructions,
             "reasoning_effort": request.reasoning_effort,
-            "tools": [dump(tool) for tool in request.tools],
+            "tools": [dump_request(tool) for tool in request.tools],
             "metadata": request.metadata or {},
             "temperature": _or(request.temperature, DEFAULT_TEMPERATURE),
             "top_p": _or(request.top_p, DEFAULT_TOP_P),
@@ -95,7 +95,7 @@ def _changes(request: AssistantModify) -> dict[str, Any]:
         if field in sent:
             changes[field] = getattr(request, field)
     if "tools" in sent:
-        changes["tools"] = [dump(tool) for tool in request.tools or []]
+        changes["tools"] = [dump_request(tool) for tool in request.tools or []]
     if "metadata" in sent:
         changes["metadata"] = request.metadata or {}
     if "temperature" in sent:

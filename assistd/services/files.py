@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import BinaryIO
 
-from sqlalchemy import ColumnElement, delete, or_
+from sqlalchemy import ColumnElement, delete, false, or_
 
 from assistd.errors import ContentTooLarge, NotFound
 from assistd.ids import now
 from assistd.protocol.files import FileCreate
 from assistd.protocol.pagination import Page, PageRequest
+from assistd.protocol.storable import string_problem
 from assistd.services.scope import Scope
 from assistd.store import tables
 from assistd.store.blobs import BlobStore, TooLarge
@@ -52,7 +53,9 @@ class FileService:
     async def list(self, page: PageRequest, purpose: str | None) -> Page[FileObject]:
         where = [_not_expired()]
         if purpose is not None:
-            where.append(files.c.purpose == purpose)
+            # A purpose no file can have matches nothing, and is not sent: PostgreSQL cannot compare
+            # with a string holding NUL.
+            where.append(files.c.purpose == purpose if string_problem(purpose) is None else false())
         async with self.scope.database.read() as conn:
             return await FileRepository(conn, self.scope.project_id).page(page, *where)
 

@@ -11,7 +11,7 @@ from assistd.errors import NotFound
 from assistd.ids import Prefix, is_plausible_id, new_id, now
 from assistd.protocol.messages import ContentPart, MessageCreate, MessageModify, TextPart
 from assistd.protocol.pagination import Page, PageRequest
-from assistd.services.common import dump
+from assistd.services.common import dump_request
 from assistd.services.scope import Scope
 from assistd.services.thread_guard import (
     lock_for_message_change,
@@ -55,7 +55,7 @@ def new_message_row(thread_id: str, request: MessageCreate, created_at: int) -> 
         "content": stored_content(request.content),
         "assistant_id": None,
         "run_id": None,
-        "attachments": [dump(attachment) for attachment in request.attachments or []],
+        "attachments": [dump_request(attachment) for attachment in request.attachments or []],
         "metadata": request.metadata or {},
     }
 

@@ -23,7 +23,7 @@ from assistd.runs import states, step_view
 from assistd.runs.events import Subscription
 from assistd.runs.lifecycle import finish_run
 from assistd.runs.runtime import Runtime
-from assistd.services.common import dump
+from assistd.services.common import dump, dump_request
 from assistd.services.limits import check_active_runs
 from assistd.services.messages import new_message_row
 from assistd.services.scope import Scope
@@ -145,7 +145,7 @@ class RunService:
     ) -> Run:
         assistant = await AssistantRepository(conn, self.scope.project_id).require(options.assistant_id)
         tools = (
-            [dump(tool) for tool in options.tools]
+            [dump_request(tool) for tool in options.tools]
             if options.tools is not None
             else [dump(tool) for tool in assistant.tools]
         )
@@ -175,7 +175,7 @@ class RunService:
             "max_prompt_tokens": options.max_prompt_tokens,
             "max_completion_tokens": options.max_completion_tokens,
             "truncation_strategy": (
-                dump(options.truncation_strategy)
+                dump_request(options.truncation_strategy)
                 | {"last_messages": options.truncation_strategy.last_messages}
                 if options.truncation_strategy is not None
                 else DEFAULT_TRUNCATION
@@ -408,4 +408,4 @@ def _checked_tool_choice(options: RunOptions, tools: list[dict[str, Any]]) -> An
         raise InvalidRequest(
             f"Invalid 'tool_choice': the run has no {choice.type} tool.", param="tool_choice"
         )
-    return dump(choice)
+    return dump_request(choice)

@@ -20,7 +20,7 @@ from assistd.ids import now
 from assistd.protocol.common import FileSearchCreateResources, ToolResources, VectorStoreHelper
 from assistd.protocol.messages import MessageCreate
 from assistd.protocol.vector_stores import StoreExpiresAfter, VectorStoreCreate
-from assistd.services.common import dump
+from assistd.services.common import dump_request
 from assistd.services.vector_stores import VectorStoreService
 from assistd.store import tables
 from assistd.store.repositories import ThreadRepository
@@ -61,7 +61,7 @@ class ResourceWriter:
         store helper becomes a new store, with ``store_expiry``, and only its id is kept."""
         if value is None:
             return {}
-        stored = dump(value)
+        stored = dump_request(value)
         files = value.code_interpreter.file_ids if value.code_interpreter else []
         await self._require(
             tables.files,
