@@ -17,6 +17,7 @@ from assistd.api import (
     health,
     messages,
     models,
+    organization,
     runs,
     threads,
     vector_stores,
@@ -163,6 +164,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}.
     for module in (assistants, runs, threads, messages, chat, models, files, embeddings, vector_stores):
         v1.include_router(module.router)
+    # Key management (OpenAI's Admin API shapes): its own key, not a project's.
+    v1.include_router(organization.router)
     app.include_router(v1)
     app.include_router(health.router)
     return app

@@ -139,7 +139,7 @@ def _keys(settings: Settings, args: argparse.Namespace) -> int:
                 )
             elif args.action == "list":
                 print("id\tproject\tname\tprefix\tcreated\tlast used\tstatus")
-                for key in await keys.list():
+                for key in await keys.list_keys():
                     print(
                         "\t".join(
                             [

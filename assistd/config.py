@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         default="",
         description="Comma-separated static API keys. Empty: open mode, any bearer key is accepted.",
     )
+    admin_key: SecretStr | None = Field(
+        default=None,
+        description="The key of /v1/organization/... (projects and their API keys over HTTP, as OpenAI's "
+        "Admin API). Unset: key management is the CLI's alone.",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     log_level: str = "info"

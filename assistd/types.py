@@ -8,6 +8,19 @@ on where the SDK keeps them.
 from __future__ import annotations
 
 from openai.types import FileDeleted, FileObject, VectorStore, VectorStoreDeleted
+from openai.types.admin.organization import Project
+from openai.types.admin.organization.projects import APIKeyDeleteResponse as ProjectApiKeyDeleted
+from openai.types.admin.organization.projects import ProjectAPIKey as ProjectApiKey
+from openai.types.admin.organization.projects.project_api_key import Owner as ProjectApiKeyOwner
+from openai.types.admin.organization.projects.project_api_key import (
+    OwnerServiceAccount as ServiceAccountOwner,
+)
+from openai.types.admin.organization.projects.service_account_create_response import (
+    APIKey as ServiceAccountKey,
+)
+from openai.types.admin.organization.projects.service_account_create_response import (
+    ServiceAccountCreateResponse as ServiceAccountCreated,
+)
 from openai.types.beta import Assistant, AssistantDeleted, Thread, ThreadDeleted
 from openai.types.beta.threads import Message, MessageDeleted, Run
 from openai.types.beta.threads.runs import RunStep
@@ -20,8 +33,15 @@ __all__ = [
     "FileObject",
     "Message",
     "MessageDeleted",
+    "Project",
+    "ProjectApiKey",
+    "ProjectApiKeyDeleted",
+    "ProjectApiKeyOwner",
     "Run",
     "RunStep",
+    "ServiceAccountCreated",
+    "ServiceAccountKey",
+    "ServiceAccountOwner",
     "Thread",
     "ThreadDeleted",
     "VectorStore",

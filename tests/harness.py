@@ -260,11 +260,13 @@ def pgvector_postgres(root: Path) -> Iterator[str]:
 
 
 @contextmanager
-def backend_server(backend: str, data_dir: Path, *, pg_admin_url: str | None = None) -> Iterator[Server]:
+def backend_server(
+    backend: str, data_dir: Path, *, pg_admin_url: str | None = None, env: dict[str, str] | None = None
+) -> Iterator[Server]:
     """A running server on ``backend``: "sqlite", or "postgres" (the server of ``pg_admin_url``, by
     default the machine's) or "pgvector" (the server of ``pg_admin_url``, which must have pgvector) with
-    a fresh database dropped after."""
-    env: dict[str, str] = {}
+    a fresh database dropped after; ``env`` holds more settings."""
+    env = dict(env or {})
     database_url = None
     if backend in ("postgres", "pgvector"):
         if backend == "postgres" and not postgres_enabled():

@@ -35,6 +35,8 @@ _PATH_KINDS = {
     "file_id": "file",
     "vector_store_id": "vector store",
     "batch_id": "vector store file batch",
+    "project_id": "project",
+    "key_id": "API key",
 }
 
 
@@ -45,7 +47,7 @@ async def check_path_ids(request: Request) -> None:
             raise NotFound(_PATH_KINDS[name], value)
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -59,9 +61,9 @@ async def resolve_project(request: Request) -> str:
     if await keys.is_open():
         open_rate: RequestRate | None = request.app.state.request_rate
         if open_rate is not None:
-            open_rate.take(_bearer(request) or "")
+            open_rate.take(bearer_token(request) or "")
         return DEFAULT_PROJECT_ID
-    token = _bearer(request)
+    token = bearer_token(request)
     if token is None:
         raise AuthenticationFailed(
             "You didn't provide an API key. You need to provide your API key in an Authorization header "

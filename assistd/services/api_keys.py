@@ -14,9 +14,12 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from assistd.errors import InvalidRequest, NotFound
 from assistd.ids import now
 from assistd.store import api_keys
-from assistd.store.api_keys import StoredKey
+from assistd.store.api_keys import StoredKey, StoredProject
 from assistd.store.database import Database
 from assistd.store.tables import DEFAULT_PROJECT_ID
 
@@ -74,20 +77,59 @@ class ApiKeys:
 
     async def create(self, project: str, name: str | None = None) -> NewKey:
         """A new key acting in the project of this name (made if there is none)."""
-        secret = SECRET_START + secrets.token_urlsafe(32)
         async with self.database.write() as conn:
-            project_id = await api_keys.project_named(conn, project)
-            key_id = await api_keys.insert_key(
-                conn, project_id, name, hash_secret(secret), secret[:SHOWN_CHARACTERS]
-            )
-            key = next(k for k in await api_keys.all_keys(conn) if k.id == key_id)
+            made = await self._new_key(conn, await api_keys.project_named(conn, project), name)
         self._closed = True
+        return made
+
+    async def create_in(self, project_id: str, name: str | None = None) -> NewKey:
+        """A new key acting in the project of this id."""
+        async with self.database.write() as conn:
+            if await api_keys.project_by_id(conn, project_id) is None:
+                raise NotFound("project", project_id)
+            made = await self._new_key(conn, project_id, name)
+        self._closed = True
+        return made
+
+    async def _new_key(self, conn: AsyncConnection, project_id: str, name: str | None) -> NewKey:
+        secret = SECRET_START + secrets.token_urlsafe(32)
+        key_id = await api_keys.insert_key(
+            conn, project_id, name, hash_secret(secret), secret[:SHOWN_CHARACTERS]
+        )
+        key = next(k for k in await api_keys.all_keys(conn, project_id=project_id) if k.id == key_id)
         return NewKey(secret=secret, key=key)
 
-    async def list(self) -> list[StoredKey]:
+    async def list_keys(self, project_id: str | None = None, *, active: bool = False) -> list[StoredKey]:
+        """Every key (or a project's), in the order they were made; revoked ones too unless ``active``."""
         async with self.database.read() as conn:
-            return await api_keys.all_keys(conn)
+            if project_id is not None and await api_keys.project_by_id(conn, project_id) is None:
+                raise NotFound("project", project_id)
+            return await api_keys.all_keys(conn, project_id=project_id, active=active)
 
-    async def revoke(self, key_id: str) -> bool:
+    async def revoke(self, key_id: str, project_id: str | None = None) -> bool:
+        """Whether the key (in this project, if one is given) was active and is revoked now."""
         async with self.database.write() as conn:
-            return await api_keys.revoke(conn, key_id)
+            return await api_keys.revoke(conn, key_id, project_id=project_id)
+
+    # -- projects --------------------------------------------------------------------------------
+
+    async def projects(self) -> list[StoredProject]:
+        async with self.database.read() as conn:
+            return await api_keys.all_projects(conn)
+
+    async def project(self, project_id: str) -> StoredProject:
+        async with self.database.read() as conn:
+            found = await api_keys.project_by_id(conn, project_id)
+        if found is None:
+            raise NotFound("project", project_id)
+        return found
+
+    async def create_project(self, name: str) -> StoredProject:
+        """A new project; names are unique (the CLI names projects by them)."""
+        async with self.database.write() as conn:
+            if await api_keys.project_by_name(conn, name) is not None:
+                raise InvalidRequest(f"A project named '{name}' already exists.", param="name")
+            project_id = await api_keys.project_named(conn, name)
+            made = await api_keys.project_by_id(conn, project_id)
+        assert made is not None  # made in this transaction
+        return made

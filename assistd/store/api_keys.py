@@ -27,6 +27,28 @@ class StoredKey:
     revoked_at: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredProject:
+    id: str
+    name: str
+    created_at: int
+
+
+async def all_projects(conn: AsyncConnection) -> list[StoredProject]:
+    rows = await conn.execute(select(projects).order_by(projects.c.created_at, projects.c.id))
+    return [StoredProject(id=row.id, name=row.name, created_at=row.created_at) for row in rows]
+
+
+async def project_by_id(conn: AsyncConnection, project_id: str) -> StoredProject | None:
+    row = (await conn.execute(select(projects).where(projects.c.id == project_id))).first()
+    return None if row is None else StoredProject(id=row.id, name=row.name, created_at=row.created_at)
+
+
+async def project_by_name(conn: AsyncConnection, name: str) -> StoredProject | None:
+    row = (await conn.execute(select(projects).where(projects.c.name == name))).first()
+    return None if row is None else StoredProject(id=row.id, name=row.name, created_at=row.created_at)
+
+
 async def project_named(conn: AsyncConnection, name: str) -> str:
     """The id of the project of this name, made if there is none."""
     found = await conn.scalar(select(projects.c.id).where(projects.c.name == name))
@@ -54,12 +76,21 @@ async def insert_key(
     return key_id
 
 
-async def all_keys(conn: AsyncConnection) -> list[StoredKey]:
-    rows = await conn.execute(
+async def all_keys(
+    conn: AsyncConnection, *, project_id: str | None = None, active: bool = False
+) -> list[StoredKey]:
+    """Keys in the order they were made: all of them, or a project's; revoked ones too unless
+    ``active``."""
+    query = (
         select(keys, projects.c.name.label("project_name"))
         .join(projects, projects.c.id == keys.c.project_id)
         .order_by(keys.c.created_at, keys.c.id)
     )
+    if project_id is not None:
+        query = query.where(keys.c.project_id == project_id)
+    if active:
+        query = query.where(keys.c.revoked_at.is_(None))
+    rows = await conn.execute(query)
     return [
         StoredKey(
             id=row.id,
@@ -75,11 +106,12 @@ async def all_keys(conn: AsyncConnection) -> list[StoredKey]:
     ]
 
 
-async def revoke(conn: AsyncConnection, key_id: str) -> bool:
-    """Whether a key of this id was active and is revoked now."""
-    result = await conn.execute(
-        update(keys).where(keys.c.id == key_id, keys.c.revoked_at.is_(None)).values(revoked_at=now())
-    )
+async def revoke(conn: AsyncConnection, key_id: str, *, project_id: str | None = None) -> bool:
+    """Whether a key of this id (in this project, if one is given) was active and is revoked now."""
+    query = update(keys).where(keys.c.id == key_id, keys.c.revoked_at.is_(None))
+    if project_id is not None:
+        query = query.where(keys.c.project_id == project_id)
+    result = await conn.execute(query.values(revoked_at=now()))
     return bool(result.rowcount)
 
 
