@@ -274,7 +274,7 @@ if __name__ == "__main__":
 def report_log(server: ServerProcess, *, always: bool) -> None:
     """The server logs nothing per request at warning; print its tail if it logged more than the
     open-mode warning, or when asked to."""
-    lines = [line for line in server.log().splitlines() if "ASSISTD_API_KEYS is not set" not in line]
+    lines = [line for line in server.log().splitlines() if "No API key exists: open mode" not in line]
     if lines or always:
         print(
             f"--- {server.name} log ({server.log_path}): {len(lines)} lines besides the open-mode warning;"

@@ -27,12 +27,15 @@ that never get more requests at once than they have connections, see CLIENTS), e
 50 ms (``--poll-interval-ms``) until it is terminal. Reported: wall time from the first POST to the
 last terminal status, runs/s, errors (any non-200, transport error, timeout, or run that ended other
 than ``completed``), the turnaround percentiles of the runs, and server and client CPU.
+Meanwhile ``/metrics`` is scraped every half second, as Prometheus would (more often than it usually
+does); the table after (b) sets what the scrapes showed beside what the client counted itself.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -59,6 +62,7 @@ from common import (
     start_floor,
     versions,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 MESSAGE = "Hello, how are you today?"
 THREAD_BODY = json.dumps({"messages": [{"role": "user", "content": MESSAGE}]}).encode()
@@ -84,6 +88,9 @@ SETUP_CONCURRENCY = 32  # creating threads, untimed
 # its sweeper to expire it, so that a run the server would still finish is not counted as failed.
 RUN_TIMEOUT_S = 660.0
 THROUGHPUT_TIMEOUT_S = 900.0  # a whole load level
+SCRAPE_INTERVAL_S = 0.5  # (b): /metrics
+RUN_ROUTE = "/v1/threads/{thread_id}/runs"
+RUN_RETRIEVE_ROUTE = "/v1/threads/{thread_id}/runs/{run_id}"
 
 
 class BenchError(RuntimeError):
@@ -330,6 +337,51 @@ def turnaround_table(results: dict[str, Turnaround]) -> str:
 
 
 @dataclass
+class Scrapes:
+    """What /metrics said during a load: peaks of the gauges, and the counters of the last scrape."""
+
+    count: int = 0
+    failures: int = 0
+    peak_queued: float = 0.0
+    peak_in_progress: float = 0.0
+    last: dict[tuple[str, tuple[tuple[str, str], ...]], float] = field(default_factory=dict)
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sum of the last scrape's samples of ``name`` whose labels include ``labels``."""
+        wanted = set(labels.items())
+        return sum(
+            value for (sample, tags), value in self.last.items() if sample == name and wanted <= set(tags)
+        )
+
+    def take(self, text: str) -> None:
+        self.count += 1
+        self.last = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        self.peak_queued = max(self.peak_queued, self.value("assistd_run_queue_depth"))
+        self.peak_in_progress = max(self.peak_in_progress, self.value("assistd_runs", status="in_progress"))
+
+
+async def scrape_metrics(url: str, scrapes: Scrapes, stop: asyncio.Event) -> None:
+    """Scrapes /metrics until ``stop``, then once more (the counters after the last run)."""
+    async with httpx.AsyncClient(base_url=url, timeout=30.0) as http:
+        while True:
+            stopping = stop.is_set()
+            try:
+                response = await http.get("/metrics")
+                response.raise_for_status()
+                scrapes.take(response.text)
+            except httpx.HTTPError:
+                scrapes.failures += 1
+            if stopping:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), SCRAPE_INTERVAL_S)
+
+
+@dataclass
 class Load:
     runs: int
     worker_concurrency: str
@@ -342,6 +394,7 @@ class Load:
     gets: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     examples: list[str] = field(default_factory=list)  # a few error messages, verbatim
+    scrapes: Scrapes = field(default_factory=Scrapes)
 
     def error(self, kind: str, detail: str) -> None:
         self.errors[kind] += 1
@@ -405,6 +458,8 @@ async def measure_load(server: ServerProcess, n: int, worker_concurrency: str, p
         threads = await create_threads(gates[0].http, n)
         body = run_body(assistant_id)
         cpu_before, client_before = server.cpu_seconds(), time.process_time()
+        stop_scraping = asyncio.Event()
+        scraper = asyncio.create_task(scrape_metrics(server.url, load.scrapes, stop_scraping))
         started = time.perf_counter()
         async with asyncio.timeout(THROUGHPUT_TIMEOUT_S):
             await asyncio.gather(
@@ -416,6 +471,8 @@ async def measure_load(server: ServerProcess, n: int, worker_concurrency: str, p
         load.wall = time.perf_counter() - started
         load.cpu = server.cpu_seconds() - cpu_before
         load.client_cpu = time.process_time() - client_before
+        stop_scraping.set()
+        await scraper
     finally:
         for gate in gates:
             await gate.http.aclose()
@@ -456,6 +513,37 @@ def load_table(loads: list[Load]) -> str:
             f"{(load.runs + load.gets) / load.wall:.0f}",
             f"{ms(load.cpu / load.runs)}",
             f"{load.cpu / load.wall:.0%} / {load.client_cpu / load.wall:.0%}",
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def metrics_table(loads: list[Load]) -> str:
+    """Each load's scrapes beside the client's own counts: the counters must agree with them."""
+    header = [
+        "concurrent runs",
+        "scrapes (failed)",
+        "run creates 200: counted / client",
+        "run retrievals 200: counted / client",
+        "runs completed: gauge / client",
+        "model calls (histogram count)",
+        "model tokens prompt / completion",
+        "peak queued / in_progress",
+    ]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---:"] * len(header)) + "|"]
+    for load in loads:
+        seen = load.scrapes
+        requests = "assistd_http_requests_total"
+        row = [
+            f"{load.runs}",
+            f"{seen.count} ({seen.failures})",
+            f"{seen.value(requests, method='POST', route=RUN_ROUTE, status='200'):.0f} / {len(load.creates)}",
+            f"{seen.value(requests, method='GET', route=RUN_RETRIEVE_ROUTE, status='200'):.0f} / {load.gets}",
+            f"{seen.value('assistd_runs', status='completed'):.0f} / {len(load.turnarounds)}",
+            f"{seen.value('assistd_model_call_duration_seconds_count'):.0f}",
+            f"{seen.value('assistd_model_tokens_total', direction='prompt'):.0f} / "
+            f"{seen.value('assistd_model_tokens_total', direction='completion'):.0f}",
+            f"{seen.peak_queued:.0f} / {seen.peak_in_progress:.0f}",
         ]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -573,6 +661,9 @@ def main(argv: list[str] | None = None) -> None:
             "\nwall = first POST to last terminal status; runs/s = runs / wall; CPU busy = CPU seconds / wall"
             " (100% = one core).\n"
         )
+        print(f"/metrics scraped every {SCRAPE_INTERVAL_S} s during (b); counted = the scraped counter\n")
+        print(metrics_table(loads))
+        print()
     print(f"Took {time.monotonic() - started:.0f} s.")
 
 
