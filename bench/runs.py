@@ -4,7 +4,7 @@ Run: ``.venv/bin/python bench/runs.py [--runs N] [--loads 100,1000] [--worker-co
 
 Every run is ``POST /v1/threads/{id}/runs`` on a thread of its own that holds one user message
 (threads are created beforehand, untimed), answered by the built-in scripted model ("You said: ...",
-11 tokens). assistd runs on SQLite in a fresh temporary data dir with ``ASSISTD_LOG_LEVEL=warning``;
+10 tokens). assistd runs on SQLite in a fresh temporary data dir with ``ASSISTD_LOG_LEVEL=warning``;
 its stdout/stderr go to a log file whose tail is printed when anything goes wrong.
 
 (a) Turnaround, one run at a time, create -> completed, in two modes:
