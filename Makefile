@@ -75,8 +75,10 @@ test-fuzz: $(VENV)/.dev
 # covers on both databases; this run is about what the 1.x client sends and parses. So it leaves out the
 # tests of the server's own parts that no client sees differently: the embedded model's output, the
 # migrations, the code sandbox, the streamed-arguments decoder, where file contents are stored, and the
-# fuzzing of the server's input handling (raw HTTP, no SDK).
-SDK1_SKIP := test_embedded_model test_migrations test_sandbox test_streamed_json test_blob_stores test_fuzz
+# fuzzing of the server's input handling (raw HTTP, no SDK), and the other clients' tests (the Node SDK;
+# LangChain, which this venv does not have).
+SDK1_SKIP := test_embedded_model test_migrations test_sandbox test_streamed_json test_blob_stores test_fuzz \
+	test_node_sdk test_langchain
 test-sdk1: $(VENV)/.dev $(SDK1_VENV)/.installed
 	ASSISTD_TEST_PG=off ASSISTD_TEST_SERVER_PYTHON=$(abspath $(BIN)/python) \
 		$(SDK1_VENV)/bin/python -m pytest -p no:cacheprovider $(SDK1_SKIP:%=--ignore=tests/%.py)
@@ -91,4 +93,4 @@ bench: $(VENV)/.dev bubblewrap
 	$(BIN)/python bench/scale.py
 
 clean:
-	rm -rf $(VENV) $(SDK1_VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(SDK1_VENV) .mypy_cache .ruff_cache .pytest_cache tests/clients/node/node_modules
