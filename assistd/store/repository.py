@@ -6,7 +6,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, Select, Table, delete, insert, select, tuple_, update
+from sqlalchemy import (
+    ClauseElement,
+    ColumnElement,
+    Select,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -15,6 +26,21 @@ from assistd.ids import is_plausible_id
 from assistd.protocol.pagination import Page, PageRequest
 
 T = TypeVar("T", bound=BaseModel)
+
+
+def _as_parameters(table: Table, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A SET clause whose plain values are named parameters, and those parameters. As for inserts: the
+    statement then depends only on which columns change, so its cache key is cheap and it is compiled
+    once (a value inside the statement is walked for every cache key). SQL expressions stay inline."""
+    changes: dict[str, Any] = {}
+    parameters: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, ClauseElement):
+            changes[name] = value
+        else:
+            changes[name] = bindparam(f"set_{name}", type_=table.c[name].type)
+            parameters[f"set_{name}"] = value
+    return changes, parameters
 
 
 class Repository(Generic[T]):
@@ -44,7 +70,9 @@ class Repository(Generic[T]):
     # -- single objects ----------------------------------------------------------------------------
 
     async def insert(self, values: Mapping[str, Any]) -> T:
-        await self.conn.execute(insert(self.table).values(project_id=self.project_id, **values))
+        # The values go as parameters, not into the statement: the statement is then the same for every
+        # row with these columns, and SQLAlchemy finds it compiled without walking the values.
+        await self.conn.execute(insert(self.table), {"project_id": self.project_id, **values})
         return self.to_object(values)
 
     async def insert_many(self, rows: Sequence[Mapping[str, Any]]) -> list[T]:
@@ -85,14 +113,16 @@ class Repository(Generic[T]):
     async def update(
         self, object_id: str, values: Mapping[str, Any], *where: ColumnElement[bool]
     ) -> T | None:
-        """Change the given columns; returns the updated object, or None when it is not there."""
+        """Change the given columns (to values, or to SQL expressions); returns the updated object, or
+        None when it is not there."""
+        changes, parameters = _as_parameters(self.table, values)
         statement = (
             update(self.table)
             .where(self.table.c.id == object_id, self.table.c.project_id == self.project_id, *where)
-            .values(**values)
+            .values(changes)
             .returning(*[self.table.c[name] for name in self.columns])
         )
-        row = (await self.conn.execute(statement)).mappings().first()
+        row = (await self.conn.execute(statement, parameters)).mappings().first()
         return None if row is None else self.to_object(row)
 
     async def delete(self, object_id: str, *where: ColumnElement[bool]) -> bool:
