@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from assistd import __version__
+from assistd import __version__, tracing
 from assistd.api import (
     assistants,
     chat,
@@ -53,6 +53,7 @@ async def running_engine(
 ) -> AsyncIterator[Engine]:
     """What executes runs and serves the API, opened and (at the end of the block) closed: the database,
     file storage, the event bus, the sandbox. Shared by ``serve`` and ``worker``."""
+    tracing.setup()
     database = Database.from_url(settings.effective_database_url, pool_size=settings.db_pool_size)
     if settings.auto_migrate:
         await migrate.upgrade(database)
@@ -87,6 +88,7 @@ async def running_engine(
         await router.aclose()
         await embedder.aclose()
         await database.close()
+        await tracing.shutdown()  # last: the spans of everything above are exported
 
 
 def new_worker(engine: Engine, settings: Settings, concurrency: int | None = None) -> Worker:

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assistd import metrics
+from assistd import metrics, tracing
 from assistd.backends.base import ChatBackend, ChatRequest, Chunk
 from assistd.backends.routing_config import (
     BackendConfig,
@@ -53,8 +53,12 @@ class Target:
     backend_name: str
 
     def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        """The model's answer to ``request``: every model call goes through here, and is measured."""
-        return metrics.measured(self.backend_name, self.backend.stream(request))
+        """The model's answer to ``request``: every model call goes through here, and is measured (and
+        traced, when tracing is on)."""
+        chunks = self.backend.stream(request)
+        if tracing.enabled():
+            chunks = tracing.model_call(self.backend_name, request, chunks)
+        return metrics.measured(self.backend_name, chunks)
 
 
 class ModelNotFound(LookupError):

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from assistd import tracing
 from assistd.backends.base import (
     BackendError,
     ChatBackend,
@@ -128,10 +129,18 @@ class RunExecutor:
         self.released = False
         self.turn = _Turn()
         self._outbox: Outbox | None = None  # while in _changing
+        # This execution's span (the no-op one while tracing is off); the outcome goes on it where it is
+        # decided.
+        self.span: tracing.Span = tracing.OFF
 
     # -- entry -------------------------------------------------------------------------------------
 
     async def execute(self) -> None:
+        attributes = {"assistd.run_id": self.run_id, "assistd.project_id": self.project_id}
+        with tracing.span("assistd.run", attributes) as self.span:
+            await self._execute()
+
+    async def _execute(self) -> None:
         if self.claim.status == "cancelling":
             await self._finish("cancelled", expect={"cancelling"})
             return
@@ -172,6 +181,7 @@ class RunExecutor:
         it over at once; a run being cancelled is cancelled now."""
         async with self.db.write() as conn:
             await queue.hand_back(conn, self.run_id)
+        self.span.set_attribute("assistd.run.handed_back", True)
         await self._finish("cancelled", expect={"cancelling"})
 
     async def _take_over(self) -> Run | None:
@@ -193,6 +203,7 @@ class RunExecutor:
             await self._finish("failed", expect={"in_progress"}, last_error=INTERRUPTED)
         else:
             logger.info("took over run %s (takeover %d)", self.run_id, attempts + 1)
+            self.span.set_attribute("assistd.run.takeover", attempts + 1)
         return run
 
     async def _finish(
@@ -210,10 +221,20 @@ class RunExecutor:
         self.released = ended is not None
         if ended is not None:
             logger.info("run %s%s", outcome, f": {last_error['message']}" if last_error else "")
+            self.span.set_attribute("assistd.run.status", outcome)
+            if last_error is not None:
+                self.span.set_error(last_error["code"], last_error["message"])
 
     # -- a turn ------------------------------------------------------------------------------------
 
     async def _drive(self, run: Run) -> None:
+        self.span.set_attributes(
+            {
+                "assistd.thread_id": run.thread_id,
+                "assistd.assistant_id": run.assistant_id,
+                "assistd.model": run.model,
+            }
+        )
         try:
             target = self.models.resolve(run.model)
         except ModelNotFound as missing:
@@ -351,6 +372,7 @@ class RunExecutor:
     def _publish_end(self, run: Run | None) -> None:
         if run is not None:
             logger.info("run %s", run.status)
+            self.span.set_attribute("assistd.run.status", run.status)
             self.released = True
             self._emit(states.event_name(run), run)
 
@@ -659,6 +681,7 @@ class RunExecutor:
             )
             if paused is not None:
                 logger.info("run waits for tool outputs")
+                self.span.set_attribute("assistd.run.status", paused.status)
                 self.released = True
                 self._emit("thread.run.requires_action", paused)
         return False
@@ -676,22 +699,26 @@ class RunExecutor:
             options = file_search.settings(run)
             assert options is not None  # offered only to runs with the tool
             query = file_search.query_of(call.arguments, chat)
-            results = await file_search.run_search(
-                self.db, self.embeddings, self.project_id, run, query, options
-            )
+            with tracing.tool(kind, call.id) as span:
+                results = await file_search.run_search(
+                    self.db, self.embeddings, self.project_id, run, query, options
+                )
+                span.set_attribute("assistd.file_search.results", len(results))
             return file_search.call_details(call.id, query, options, results), None
         sandbox = self.engine.sandbox
         assert sandbox is not None  # a run with code_interpreter fails at its start without one
-        outcome = await code_interpreter.run_code(
-            sandbox,
-            self.db,
-            self.engine.blobs,
-            self.project_id,
-            run,
-            call.id,
-            code_interpreter.code_of(call.arguments),
-            max_file_bytes=self.engine.max_file_bytes,
-        )
+        with tracing.tool(kind, call.id) as span:
+            outcome = await code_interpreter.run_code(
+                sandbox,
+                self.db,
+                self.engine.blobs,
+                self.project_id,
+                run,
+                call.id,
+                code_interpreter.code_of(call.arguments),
+                max_file_bytes=self.engine.max_file_bytes,
+            )
+            span.set_attribute("assistd.code_interpreter.outputs", len(outcome.outputs))
         if not outcome.outputs:
             return outcome.details, None
         outputs = [{"index": index} | output for index, output in enumerate(outcome.outputs)]
