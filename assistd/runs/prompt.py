@@ -7,12 +7,13 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.backends.base import Usage
 from assistd.runs import code_interpreter, file_search, step_view
 from assistd.store import tables
+from assistd.store.statements import once
 from assistd.types import Run
 
 messages = tables.messages
@@ -39,32 +40,53 @@ class Prompt:
     shown_images: set[str]  # the image files its messages already show
 
 
+def _history_of_thread() -> Select[Any]:
+    """The thread's messages but for the run's own (the parameters of build_prompt's ``bound``)."""
+    return select(messages.c.role, messages.c.content).where(
+        messages.c.project_id == bindparam("in_project"),
+        messages.c.thread_id == bindparam("thread"),
+        or_(messages.c.run_id.is_(None), messages.c.run_id != bindparam("run")),
+    )
+
+
+def _history() -> Select[Any]:
+    return _history_of_thread().order_by(messages.c.created_at, messages.c.seq)
+
+
+def _newest_history() -> Select[Any]:
+    """The newest ``newest`` messages, newest first."""
+    return (
+        _history_of_thread()
+        .order_by(messages.c.created_at.desc(), messages.c.seq.desc())
+        .limit(bindparam("newest"))
+    )
+
+
+def _own_steps() -> Select[Any]:
+    return (
+        select(steps.c.step_details, steps.c.status, steps.c.usage)
+        .where(steps.c.project_id == bindparam("in_project"), steps.c.run_id == bindparam("run"))
+        .order_by(steps.c.created_at, steps.c.seq)
+    )
+
+
 async def build_prompt(conn: AsyncConnection, run: Run, project_id: str) -> Prompt:
     chat: list[dict[str, Any]] = []
     if run.instructions:
         chat.append({"role": "system", "content": run.instructions})
 
-    history = select(messages.c.role, messages.c.content).where(
-        messages.c.project_id == project_id,
-        messages.c.thread_id == run.thread_id,
-        or_(messages.c.run_id.is_(None), messages.c.run_id != run.id),
-    )
+    bound: dict[str, Any] = {"in_project": project_id, "thread": run.thread_id, "run": run.id}
     truncation = run.truncation_strategy
     if truncation is not None and truncation.type == "last_messages" and truncation.last_messages:
-        newest = history.order_by(messages.c.created_at.desc(), messages.c.seq.desc())
-        rows = list(await conn.execute(newest.limit(truncation.last_messages)))[::-1]
+        newest = once("prompt history, newest", _newest_history)
+        bound["newest"] = truncation.last_messages
+        rows = list(await conn.execute(newest, bound))[::-1]
     else:
-        rows = list(await conn.execute(history.order_by(messages.c.created_at, messages.c.seq)))
+        rows = list(await conn.execute(once("prompt history", _history), bound))
     chat += [{"role": row.role, "content": _content(row.content)} for row in rows]
 
     # The run's own steps, in one query: what they said and did, and what they cost.
-    step_rows = list(
-        await conn.execute(
-            select(steps.c.step_details, steps.c.status, steps.c.usage)
-            .where(steps.c.project_id == project_id, steps.c.run_id == run.id)
-            .order_by(steps.c.created_at, steps.c.seq)
-        )
-    )
+    step_rows = list(await conn.execute(once("prompt steps", _own_steps), bound))
     completed = [row.step_details for row in step_rows if row.status == "completed"]
     own, shown_images = await _own_turns(conn, completed)
     chat += own

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any, Final
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.ids import now
@@ -72,9 +72,11 @@ async def transition(
         if to not in ALLOWED.get(status, frozenset()):
             raise IllegalTransition(f"{status} -> {to}")
     values: dict[str, Any] = {"status": to, **fields}
+    parameters: dict[str, Any] = {"expect": sorted(expect)}
     if to == "in_progress":
         # A run resumed after tool outputs keeps the time it first started.
-        values["started_at"] = func.coalesce(tables.runs.c.started_at, now())
+        values["started_at"] = func.coalesce(tables.runs.c.started_at, bindparam("started_now"))
+        parameters["started_now"] = now()
     elif to in _STAMPS:
         values.setdefault(_STAMPS[to], now())
     if to != "requires_action":
@@ -82,8 +84,13 @@ async def transition(
     if to in TERMINAL:
         # OpenAI reports no expiry time for a run that is over; nobody holds it any more.
         values.update(expires_at=None, lease_owner=None, lease_expires_at=None)
+    # Every value comes as a parameter: the statement is built once per target status and set of columns.
     return await RunRepository(conn, project_id).update(
-        run_id, values, tables.runs.c.status.in_(sorted(expect))
+        run_id,
+        values,
+        tables.runs.c.status.in_(bindparam("expect", expanding=True)),
+        shape=("transition", to),
+        parameters=parameters,
     )
 
 

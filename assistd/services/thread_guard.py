@@ -4,10 +4,10 @@ takes no new messages or runs (the thread lock)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import BindParameter, Select, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.errors import InvalidRequest, NotFound
@@ -15,6 +15,7 @@ from assistd.protocol.pagination import Page
 from assistd.runs.states import ACTIVE
 from assistd.store import tables
 from assistd.store.repositories import ThreadRepository
+from assistd.store.statements import once
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -53,23 +54,28 @@ async def lock_thread(conn: AsyncConnection, project_id: str, thread_id: str) ->
     On PostgreSQL the row is locked FOR UPDATE; SQLite's write transactions are exclusive already. Either
     way two requests cannot both pass a check made on the answer. One query does both jobs.
     """
-    threads, runs = tables.threads, tables.runs
-    active = (
-        select(runs.c.id)
-        .where(runs.c.project_id == project_id, runs.c.thread_id == thread_id, runs.c.status.in_(ACTIVE))
-        .limit(1)
-        .scalar_subquery()
-    )
-    row = (
-        await conn.execute(
-            select(threads.c.id, active.label("active_run_id"))
-            .where(threads.c.id == thread_id, threads.c.project_id == project_id)
-            .with_for_update(of=threads)
-        )
-    ).first()
+    statement = once("lock_thread", _lock_thread_statement)
+    row = (await conn.execute(statement, {"in_project": project_id, "thread": thread_id})).first()
     if row is None:
         raise NotFound("thread", thread_id)
     return row.active_run_id  # type: ignore[no-any-return]
+
+
+def _lock_thread_statement() -> Select[Any]:
+    threads, runs = tables.threads, tables.runs
+    project: BindParameter[str] = bindparam("in_project")
+    thread: BindParameter[str] = bindparam("thread")
+    active = (
+        select(runs.c.id)
+        .where(runs.c.project_id == project, runs.c.thread_id == thread, runs.c.status.in_(ACTIVE))
+        .limit(1)
+        .scalar_subquery()
+    )
+    return (
+        select(threads.c.id, active.label("active_run_id"))
+        .where(threads.c.id == thread, threads.c.project_id == project)
+        .with_for_update(of=threads)
+    )
 
 
 async def _lock_unless_active(conn: AsyncConnection, project_id: str, thread_id: str, refusal: str) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import BindParameter, Select, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from assistd.ids import now
 from assistd.store import tables
+from assistd.store.statements import once
 
 runs = tables.runs
 
@@ -31,27 +33,32 @@ async def claim(
     The caller writes the lease itself, in the same transaction, of runs whose status it names in
     ``leased_by_caller`` (the worker's start of a queued run does, in the one statement that starts it).
     """
-    clock = time.time()
-    free = or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < clock)
-    wanted = or_(
-        and_(runs.c.status.in_(("queued", "cancelling")), free),
-        and_(runs.c.status == "in_progress", runs.c.lease_expires_at < clock),
-    )
-    statement = (
-        select(runs.c.id, runs.c.project_id, runs.c.status)
-        .where(wanted)
-        .order_by(runs.c.seq)
-        .limit(limit)
-        # NO KEY UPDATE, not UPDATE: the event writer's KEY SHARE lock on a run does not wait for it.
-        .with_for_update(skip_locked=True, key_share=True)
-    )
-    rows = list(await conn.execute(statement))
+    statement = once("claim", _claimable)
+    rows = list(await conn.execute(statement, {"clock": time.time(), "room": limit}))
     to_lease = [row.id for row in rows if row.status not in leased_by_caller]
     if to_lease:
         await conn.execute(
             update(runs).where(runs.c.id.in_(to_lease)).values(**lease(worker_id, lease_seconds))
         )
     return [Claim(project_id=row.project_id, run_id=row.id, status=row.status) for row in rows]
+
+
+def _claimable() -> Select[Any]:
+    """The runs a worker may claim at ``clock``, ``room`` at most, oldest first, locked."""
+    clock: BindParameter[float] = bindparam("clock")
+    free = or_(runs.c.lease_owner.is_(None), runs.c.lease_expires_at < clock)
+    wanted = or_(
+        and_(runs.c.status.in_(("queued", "cancelling")), free),
+        and_(runs.c.status == "in_progress", runs.c.lease_expires_at < clock),
+    )
+    return (
+        select(runs.c.id, runs.c.project_id, runs.c.status)
+        .where(wanted)
+        .order_by(runs.c.seq)
+        .limit(bindparam("room"))
+        # NO KEY UPDATE, not UPDATE: the event writer's KEY SHARE lock on a run does not wait for it.
+        .with_for_update(skip_locked=True, key_share=True)
+    )
 
 
 def lease(worker_id: str, lease_seconds: float) -> dict[str, object]:

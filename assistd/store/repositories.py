@@ -185,7 +185,7 @@ def _with_file_counts(
     return (
         select(*columns, *[counts.c[name] for name in COUNTS], counts.c.usage_bytes)
         .select_from(table.outerjoin(counts, counts.c.owner == table.c.id))
-        .where(table.c.project_id == repository.project_id, *where)
+        .where(table.c.project_id == repository.project_scope(), *where)
     )
 
 

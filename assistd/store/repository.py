@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -24,23 +24,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from assistd.errors import InvalidRequest, NotFound
 from assistd.ids import is_plausible_id
 from assistd.protocol.pagination import Page, PageRequest
+from assistd.store.statements import once
 
 T = TypeVar("T", bound=BaseModel)
 
 
-def _as_parameters(table: Table, values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A SET clause whose plain values are named parameters, and those parameters. As for inserts: the
-    statement then depends only on which columns change, so its cache key is cheap and it is compiled
-    once (a value inside the statement is walked for every cache key). SQL expressions stay inline."""
-    changes: dict[str, Any] = {}
-    parameters: dict[str, Any] = {}
-    for name, value in values.items():
-        if isinstance(value, ClauseElement):
-            changes[name] = value
-        else:
-            changes[name] = bindparam(f"set_{name}", type_=table.c[name].type)
-            parameters[f"set_{name}"] = value
-    return changes, parameters
+def _set_clause(table: Table, values: Mapping[str, Any]) -> dict[str, Any]:
+    """The SET clause of ``values``: a named parameter (``set_NAME``) for each plain value, so that the
+    statement depends only on which columns change; SQL expressions stay as they are."""
+    return {
+        name: value
+        if isinstance(value, ClauseElement)
+        else bindparam(f"set_{name}", type_=table.c[name].type)
+        for name, value in values.items()
+    }
 
 
 class Repository(Generic[T]):
@@ -65,7 +62,13 @@ class Repository(Generic[T]):
 
     def _select(self, *where: ColumnElement[bool]) -> Select[Any]:
         cols = [self.table.c[name] for name in self.columns]
-        return select(*cols).where(self.table.c.project_id == self.project_id, *where)
+        return select(*cols).where(self.table.c.project_id == self.project_scope(), *where)
+
+    def project_scope(self) -> ColumnElement[Any]:
+        """The project as the parameter ``in_project`` (no column's name: update statements refuse those
+        for parameters): its value is this repository's, unless a statement built once
+        (``statements.once``) is executed with another."""
+        return bindparam("in_project", self.project_id)
 
     # -- single objects ----------------------------------------------------------------------------
 
@@ -99,7 +102,11 @@ class Repository(Generic[T]):
         return inserted
 
     async def get(self, object_id: str, *where: ColumnElement[bool]) -> T | None:
-        result = await self.conn.execute(self._select(self.table.c.id == object_id, *where))
+        if where:
+            statement = self._select(self.table.c.id == object_id, *where)
+        else:
+            statement = once((type(self), "get"), lambda: self._select(self.table.c.id == bindparam("by_id")))
+        result = await self.conn.execute(statement, {"by_id": object_id, "in_project": self.project_id})
         row = result.mappings().first()
         return None if row is None else self.to_object(row)
 
@@ -111,18 +118,39 @@ class Repository(Generic[T]):
         return found
 
     async def update(
-        self, object_id: str, values: Mapping[str, Any], *where: ColumnElement[bool]
+        self,
+        object_id: str,
+        values: Mapping[str, Any],
+        *where: ColumnElement[bool],
+        shape: Hashable = None,
+        parameters: Mapping[str, Any] | None = None,
     ) -> T | None:
         """Change the given columns (to values, or to SQL expressions); returns the updated object, or
-        None when it is not there."""
-        changes, parameters = _as_parameters(self.table, values)
-        statement = (
-            update(self.table)
-            .where(self.table.c.id == object_id, self.table.c.project_id == self.project_id, *where)
-            .values(changes)
-            .returning(*[self.table.c[name] for name in self.columns])
-        )
-        row = (await self.conn.execute(statement, parameters)).mappings().first()
+        None when it is not there.
+
+        The statement is built once for each set of columns. A caller whose ``where`` or expressions
+        take their values from named parameters (given in ``parameters``) names their ``shape`` to
+        have its statement built once too; otherwise such a statement is built on every call."""
+
+        def build() -> Any:
+            return (
+                update(self.table)
+                .where(self.table.c.id == bindparam("by_id"), self.table.c.project_id == self.project_scope())
+                .where(*where)
+                .values(_set_clause(self.table, values))
+                .returning(*[self.table.c[name] for name in self.columns])
+            )
+
+        expressions = any(isinstance(value, ClauseElement) for value in values.values())
+        if shape is None and (where or expressions):
+            statement = build()
+        else:
+            statement = once((type(self), "update", shape, tuple(values)), build)
+        bound = {
+            f"set_{name}": value for name, value in values.items() if not isinstance(value, ClauseElement)
+        }
+        bound.update(by_id=object_id, in_project=self.project_id, **(parameters or {}))
+        row = (await self.conn.execute(statement, bound)).mappings().first()
         return None if row is None else self.to_object(row)
 
     async def delete(self, object_id: str, *where: ColumnElement[bool]) -> bool:
