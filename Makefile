@@ -6,7 +6,7 @@ SDK1_VENV := .venv-sdk1
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: serve test check lint typecheck pytest test-sdk1 test-fuzz bench clean bubblewrap
+.PHONY: serve test check lint typecheck pytest test-sdk1 test-fuzz bench clean bubblewrap chromium playground
 
 # --- environments -------------------------------------------------------------------------------
 
@@ -42,6 +42,27 @@ bubblewrap:
 		fi; \
 	}
 
+# The playground's browser tests (tests/test_playground.py) drive Debian's chromium, never a browser
+# download: installed like bubblewrap (about 20 s, 125 packages, on a bare Debian 12); otherwise a note,
+# and those tests are skipped.
+chromium:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "Installing chromium for the playground's browser tests"; \
+			export DEBIAN_FRONTEND=noninteractive; \
+			apt-get install -y -qq chromium >/dev/null \
+				|| { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+				|| echo "Note: could not install chromium; the playground's browser tests will be skipped."; \
+		else \
+			echo "Note: chromium is not installed; the playground's browser tests will be skipped."; \
+		fi; \
+	}
+
+# The playground's page: web/ compiled by the TypeScript that web/package-lock.json pins, into
+# assistd/playground/static. The build is committed, so only a change to web/ needs Node and npm.
+playground:
+	cd web && npm ci --no-audit --no-fund && npm run build
+
 # --- the two commands ---------------------------------------------------------------------------
 
 serve: $(VENV)/.runtime bubblewrap
@@ -65,7 +86,7 @@ lint: $(VENV)/.dev
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
-pytest: $(VENV)/.dev bubblewrap
+pytest: $(VENV)/.dev bubblewrap chromium
 	$(BIN)/python -m pytest --ignore=tests/test_fuzz.py
 
 test-fuzz: $(VENV)/.dev
@@ -75,10 +96,10 @@ test-fuzz: $(VENV)/.dev
 # covers on both databases; this run is about what the 1.x client sends and parses. So it leaves out the
 # tests of the server's own parts that no client sees differently: the embedded model's output, the
 # migrations, the code sandbox, the streamed-arguments decoder, where file contents are stored, and the
-# fuzzing of the server's input handling (raw HTTP, no SDK), and the other clients' tests (the Node SDK;
-# LangChain, which this venv does not have).
+# fuzzing of the server's input handling (raw HTTP, no SDK), and the other clients' tests (the Node SDK,
+# the playground's page; LangChain and Playwright, which this venv does not have).
 SDK1_SKIP := test_embedded_model test_migrations test_sandbox test_streamed_json test_blob_stores test_fuzz \
-	test_node_sdk test_langchain
+	test_node_sdk test_langchain test_playground
 test-sdk1: $(VENV)/.dev $(SDK1_VENV)/.installed
 	ASSISTD_TEST_PG=off ASSISTD_TEST_SERVER_PYTHON=$(abspath $(BIN)/python) \
 		$(SDK1_VENV)/bin/python -m pytest -p no:cacheprovider $(SDK1_SKIP:%=--ignore=tests/%.py)

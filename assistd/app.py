@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
 
-from assistd import __version__, tracing
+from assistd import __version__, playground, tracing
 from assistd.api import (
     assistants,
     chat,
@@ -170,6 +170,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1.include_router(organization.router)
     app.include_router(v1)
     app.include_router(health.router)
+    app.include_router(playground.router)
     return app
 
 
