@@ -97,9 +97,10 @@ test-fuzz: $(VENV)/.dev
 # tests of the server's own parts that no client sees differently: the embedded model's output, the
 # migrations, the code sandbox, the streamed-arguments decoder, where file contents are stored, and the
 # fuzzing of the server's input handling (raw HTTP, no SDK), and the other clients' tests (the Node SDK,
-# the playground's page; LangChain and Playwright, which this venv does not have).
+# the playground's page; LangChain and Playwright, which this venv does not have), and the tracing,
+# which is the server's alone.
 SDK1_SKIP := test_embedded_model test_migrations test_sandbox test_streamed_json test_blob_stores test_fuzz \
-	test_node_sdk test_langchain test_playground
+	test_node_sdk test_langchain test_playground test_tracing
 test-sdk1: $(VENV)/.dev $(SDK1_VENV)/.installed
 	ASSISTD_TEST_PG=off ASSISTD_TEST_SERVER_PYTHON=$(abspath $(BIN)/python) \
 		$(SDK1_VENV)/bin/python -m pytest -p no:cacheprovider $(SDK1_SKIP:%=--ignore=tests/%.py)
