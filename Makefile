@@ -27,36 +27,31 @@ $(SDK1_VENV)/.installed: requirements/sdk1.txt
 	$(SDK1_VENV)/bin/pip install $(PIP_FLAGS) -r requirements/sdk1.txt
 	touch $@
 
-# code_interpreter runs code in bubblewrap (docs/code-interpreter.md): installed if missing and this is
-# root with apt-get; otherwise a note, and the server refuses the tool until it is there.
-bubblewrap:
-	@command -v bwrap >/dev/null 2>&1 || { \
+# $(call debian-package,CHECK,PACKAGE,WHAT NEEDS IT): when the shell command CHECK fails, PACKAGE is
+# installed with apt-get if this is root; otherwise, or if that fails, a note says what goes without it.
+define debian-package
+	@$(1) || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "Installing bubblewrap (bwrap) for code_interpreter"; \
+			echo "Installing $(2) for $(3)"; \
 			export DEBIAN_FRONTEND=noninteractive; \
-			apt-get install -y -qq bubblewrap >/dev/null \
-				|| { apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null; } \
-				|| echo "Note: could not install bubblewrap; code_interpreter will be unavailable."; \
+			apt-get install -y -qq $(2) >/dev/null \
+				|| { apt-get update -qq && apt-get install -y -qq $(2) >/dev/null; } \
+				|| echo "Note: could not install $(2): $(3) will be unavailable."; \
 		else \
-			echo "Note: bwrap (package bubblewrap) is not installed; code_interpreter will be unavailable."; \
+			echo "Note: $(2) is not installed: $(3) will be unavailable."; \
 		fi; \
 	}
+endef
+
+# code_interpreter runs code in bubblewrap (docs/code-interpreter.md); without it the server refuses
+# the tool.
+bubblewrap:
+	$(call debian-package,command -v bwrap >/dev/null 2>&1,bubblewrap,code_interpreter)
 
 # The playground's browser tests (tests/test_playground.py) drive Debian's chromium, never a browser
-# download: installed like bubblewrap (about 20 s, 125 packages, on a bare Debian 12); otherwise a note,
-# and those tests are skipped.
+# download (about 20 s, 125 packages, on a bare Debian 12); without it those tests are skipped.
 chromium:
-	@test -x /usr/bin/chromium || { \
-		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-			echo "Installing chromium for the playground's browser tests"; \
-			export DEBIAN_FRONTEND=noninteractive; \
-			apt-get install -y -qq chromium >/dev/null \
-				|| { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
-				|| echo "Note: could not install chromium; the playground's browser tests will be skipped."; \
-		else \
-			echo "Note: chromium is not installed; the playground's browser tests will be skipped."; \
-		fi; \
-	}
+	$(call debian-package,test -x /usr/bin/chromium,chromium,the playground's browser tests)
 
 # The playground's page: web/ compiled by the TypeScript that web/package-lock.json pins, into
 # assistd/playground/static. The build is committed, so only a change to web/ needs Node and npm.

@@ -9,15 +9,13 @@ point them at assistd.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import anyio
 import openai
 import pytest
 
-from tests.conftest import make_client
-from tests.harness import Server
 from tests.run_support import TEST_BUDGET_S, time_limit
 
 # Skipped, not failed, in a venv without LangChain (the pass with the 1.x SDK has none).
@@ -77,15 +75,13 @@ def _bounded() -> Iterator[None]:
 
 
 @pytest.fixture
-def sdk(server: Server) -> Iterator[openai.OpenAI]:
-    with make_client(server) as client:
-        yield client
+def sdk(client: openai.OpenAI) -> openai.OpenAI:
+    return client
 
 
 @pytest.fixture
-async def async_sdk(server: Server) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="sk-test", max_retries=0) as client:
-        yield client
+def async_sdk(aclient: openai.AsyncOpenAI) -> openai.AsyncOpenAI:
+    return aclient
 
 
 def async_twin(sdk: openai.OpenAI) -> openai.AsyncOpenAI:
