@@ -6,7 +6,8 @@ SDK1_VENV := .venv-sdk1
 BIN := $(VENV)/bin
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: serve test check lint typecheck pytest test-sdk1 test-fuzz bench clean bubblewrap chromium playground
+.PHONY: serve test check lint typecheck pytest pytest-first pytest-second test-sdk1 test-fuzz bench clean \
+	bubblewrap chromium playground
 
 # --- environments -------------------------------------------------------------------------------
 
@@ -63,12 +64,12 @@ playground:
 serve: $(VENV)/.runtime bubblewrap
 	$(BIN)/assistd serve
 
-# The whole suite: lint, types, then the tests with the current SDK and with the last 1.x SDK, side by
-# side: each waits on its servers much of the time, so the two together fit on 2 cores. Each pass's
-# output is printed whole when it ends; either failing fails the suite.
-# The fuzzing, a pass of its own, takes the slot the old SDK's pass frees; lint and types come last.
+# The whole suite, in five passes, two at a time, longest first: the current SDK's tests in two halves,
+# the last 1.x SDK's, the fuzzing, then lint and types. Passes of a few minutes each pack the 2 cores
+# to the end, where one long pass would leave a core idle. Each pass's output is printed whole when it
+# ends; any failing fails the suite.
 test:
-	$(MAKE) --no-print-directory -j2 --output-sync=target pytest test-sdk1 test-fuzz check
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest-first pytest-second test-sdk1 test-fuzz check
 
 # --- parts --------------------------------------------------------------------------------------
 
@@ -83,6 +84,14 @@ typecheck: $(VENV)/.dev
 
 pytest: $(VENV)/.dev bubblewrap chromium
 	$(BIN)/python -m pytest --ignore=tests/test_fuzz.py
+
+# The halves of `make pytest` for `make test`, of about the same length; a new file goes to the second.
+PYTEST_FIRST := test_vector_stores test_bad_input test_upstream test_runs test_scale_out test_run_recovery \
+	test_sandbox test_assistants test_run_tools
+pytest-first: $(VENV)/.dev bubblewrap chromium
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_FIRST:%=tests/%.py)
+pytest-second: $(VENV)/.dev bubblewrap chromium
+	$(BIN)/python -m pytest -p no:cacheprovider --ignore=tests/test_fuzz.py $(PYTEST_FIRST:%=--ignore=tests/%.py)
 
 test-fuzz: $(VENV)/.dev
 	$(BIN)/python -m pytest -p no:cacheprovider tests/test_fuzz.py
