@@ -4,9 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 SDK1_VENV := .venv-sdk1
 BIN := $(VENV)/bin
-# --no-compile: Python compiles a module when it is first imported; compiling every installed module
-# up front (most of which nothing here imports) took half of the dev environment's install time.
-PIP_FLAGS := --quiet --disable-pip-version-check --no-compile
+PIP_FLAGS := --quiet --disable-pip-version-check
 
 .PHONY: serve test check lint typecheck pytest pytest-first pytest-second test-sdk1 test-fuzz bench clean \
 	bubblewrap chromium playground
