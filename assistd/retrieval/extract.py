@@ -45,14 +45,13 @@ import time
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import charset_normalizer
-import docx
-import pypdf
-from docx.table import Table
-from docx.text.paragraph import Paragraph
-from pypdf.errors import DependencyError
+
+if TYPE_CHECKING:
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
 
 logger = logging.getLogger("assistd.retrieval")
 
@@ -191,6 +190,9 @@ def _read_table(path: Path, size: int, delimiter: str) -> str:
 
 
 def _read_pdf(path: Path, size: int) -> str:
+    import pypdf  # here, not at the top: a server that reads no PDF never pays for the import
+    from pypdf.errors import DependencyError
+
     deadline = time.monotonic() + PDF_TIME_LIMIT
     with path.open("rb") as stream:  # a stream, not the path: pypdf would read a path into memory whole
         try:
@@ -266,6 +268,8 @@ def _read_docx(path: Path, size: int) -> str:
         )
     if not any(member.filename == "word/document.xml" for member in members):
         raise invalid
+    import docx  # here, not at the top, as pypdf
+
     try:
         document = docx.Document(str(path))
         lines = list(_docx_blocks(document.iter_inner_content()))
@@ -281,6 +285,8 @@ _BLANK_LINES: Final = re.compile(r"\n{3,}")
 
 def _docx_blocks(blocks: Iterator[Paragraph | Table]) -> Iterator[str]:
     """A line per paragraph, and per table row (the cells joined by `` | ``)."""
+    from docx.text.paragraph import Paragraph
+
     for block in blocks:
         if isinstance(block, Paragraph):
             yield block.text

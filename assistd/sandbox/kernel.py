@@ -23,14 +23,17 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import zmq
 import zmq.asyncio
-from jupyter_client.asynchronous.client import AsyncKernelClient
-from jupyter_client.connect import KernelConnectionInfo
 
 from assistd.sandbox import bwrap, launch
+
+if TYPE_CHECKING:
+    # Imported where a kernel is started: a server that runs no code never pays for jupyter_client.
+    from jupyter_client.asynchronous.client import AsyncKernelClient
+    from jupyter_client.connect import KernelConnectionInfo
 
 logger = logging.getLogger("assistd.sandbox")
 
@@ -151,6 +154,8 @@ class Kernel:
             stderr: deque[str] = deque(maxlen=4)
             stderr_task = asyncio.create_task(_drain(process, stderr))
             await _wait_for_sockets(process, runtime_dir, stderr)
+            from jupyter_client.asynchronous.client import AsyncKernelClient
+
             client = AsyncKernelClient(context=context)
             client.load_connection_info(_connection(f"{runtime_dir}/s", key))
             # No heartbeat channel: its reconnects would follow paths the sandbox can replace, and the
@@ -390,6 +395,8 @@ _STDIO: dict[str, Any] = {
 
 def _connection(ip: str, key: str) -> KernelConnectionInfo:
     # With the ipc transport a "port" only numbers the socket files: <ip>-1 ... <ip>-5.
+    from jupyter_client.connect import KernelConnectionInfo
+
     return KernelConnectionInfo(
         transport="ipc",
         ip=ip,
