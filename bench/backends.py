@@ -53,6 +53,7 @@ from common import (
     base_env,
     command_line,
     free_port,
+    markdown_table,
     mean,
     ms,
     percentile,
@@ -219,7 +220,7 @@ def relay_table(modes: list[Mode]) -> str:
         "own overhead mean (p50) ms",
         "assistd CPU ms/req",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    rows = []
     for mode in modes:
         direct, relayed = mode.sides["direct"], mode.sides["assistd"]
         measures = (
@@ -236,8 +237,8 @@ def relay_table(modes: list[Mode]) -> str:
                 f"{ms(mean(a) - mean(d))} ({ms(percentile(a, 50) - percentile(d, 50))})",
                 ms(relayed.cpu / len(a)),
             ]
-            lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+            rows.append(row)
+    return markdown_table(header, rows)
 
 
 # -- (b) the embedded model ---------------------------------------------------------------------------
@@ -303,8 +304,7 @@ def embedded_table(result: Embedded) -> str:
         f"**{mean(decode):.1f}** ({percentile(decode, 50):.1f})",
         f"{mean(overall):.1f} ({percentile(overall, 50):.1f})",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
-    return "\n".join([*lines, "| " + " | ".join(row) + " |"])
+    return markdown_table(header, [row])
 
 
 # -- main ---------------------------------------------------------------------------------------------

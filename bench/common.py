@@ -282,3 +282,13 @@ def report_log(server: ServerProcess, *, always: bool) -> None:
             file=sys.stderr,
             flush=True,
         )
+
+
+def markdown_table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
+    """A Markdown table; its first ``left`` columns align left, the rest (numbers) right."""
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|",
+    ]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)

@@ -38,6 +38,7 @@ from common import (
     ServerProcess,
     assistd_server,
     command_line,
+    markdown_table,
     ms,
     running,
     start_floor,
@@ -230,7 +231,7 @@ def table(ops: list[Operation], results: dict[str, dict[str, Sample]]) -> str:
         "server CPU ms/req assistd / floor",
         "ratio CPU",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    rows = []
     for op in ops:
         a, f = results[op.key]["assistd"], results[op.key]["floor"]
         cpu_ratio = f"{a.cpu / f.cpu:.1f}x" if f.cpu > 0 else "n/a"
@@ -245,8 +246,8 @@ def table(ops: list[Operation], results: dict[str, dict[str, Sample]]) -> str:
             f"{ms(a.cpu_per_request)} / {ms(f.cpu_per_request)}",
             cpu_ratio,
         ]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return markdown_table(header, rows)
 
 
 def environment(concurrency: int, requests: int, warmup: int, rounds: int) -> str:

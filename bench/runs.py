@@ -54,6 +54,7 @@ from common import (
     ServerProcess,
     assistd_server,
     command_line,
+    markdown_table,
     mean,
     ms,
     percentile,
@@ -313,7 +314,7 @@ def turnaround_table(results: dict[str, Turnaround]) -> str:
         "own overhead per run, mean (p50) ms",
         "server CPU ms/run assistd / floor",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    rows = []
     for mode, result in results.items():
         a, f = result.samples["assistd"], result.samples["floor"]
         if mode == "polling":
@@ -329,8 +330,8 @@ def turnaround_table(results: dict[str, Turnaround]) -> str:
             f"**{ms(a.mean - f.mean)}** ({ms(a.percentile(50) - f.percentile(50))})",
             f"{ms(a.cpu_per_request)} / {ms(f.cpu_per_request)}",
         ]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return markdown_table(header, rows)
 
 
 # -- (b) many runs at once ----------------------------------------------------------------------------
@@ -494,7 +495,7 @@ def load_table(loads: list[Load]) -> str:
         "server CPU ms/run",
         "CPU busy server / client",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---:"] * len(header)) + "|"]
+    rows = []
     for load in loads:
         errors = sum(load.errors.values())
         kinds = ", ".join(f"{kind}: {count}" for kind, count in load.errors.items())
@@ -514,8 +515,8 @@ def load_table(loads: list[Load]) -> str:
             f"{ms(load.cpu / load.runs)}",
             f"{load.cpu / load.wall:.0%} / {load.client_cpu / load.wall:.0%}",
         ]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return markdown_table(header, rows, left=0)
 
 
 def metrics_table(loads: list[Load]) -> str:
@@ -530,7 +531,7 @@ def metrics_table(loads: list[Load]) -> str:
         "model tokens prompt / completion",
         "peak queued / in_progress",
     ]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---:"] * len(header)) + "|"]
+    rows = []
     for load in loads:
         seen = load.scrapes
         requests = "assistd_http_requests_total"
@@ -545,8 +546,8 @@ def metrics_table(loads: list[Load]) -> str:
             f"{seen.value('assistd_model_tokens_total', direction='completion'):.0f}",
             f"{seen.peak_queued:.0f} / {seen.peak_in_progress:.0f}",
         ]
-        lines.append("| " + " | ".join(row) + " |")
-    return "\n".join(lines)
+        rows.append(row)
+    return markdown_table(header, rows, left=0)
 
 
 # -- main ---------------------------------------------------------------------------------------------

@@ -87,6 +87,7 @@ from common import (
     base_env,
     command_line,
     free_port,
+    markdown_table,
     mean,
     ms,
     percentile,
@@ -839,15 +840,6 @@ async def measure_single(targets: list[Single], runs: int) -> None:
 # -- reporting ----------------------------------------------------------------------------------------
 
 
-def table(header: list[str], rows: list[list[str]], left: int = 1) -> str:
-    lines = [
-        "| " + " | ".join(header) + " |",
-        "|" + "|".join(["---"] * left + ["---:"] * (len(header) - left)) + "|",
-    ]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def throughput_table(results: dict[str, dict[str, Window]]) -> str:
     header = [
         "mode",
@@ -885,7 +877,7 @@ def throughput_table(results: dict[str, dict[str, Window]]) -> str:
                     f"{window.peak_backends}",
                 ]
             )
-    return table(header, rows, left=2)
+    return markdown_table(header, rows, left=2)
 
 
 def cpu_table(results: dict[str, dict[str, Window]]) -> str:
@@ -902,7 +894,7 @@ def cpu_table(results: dict[str, dict[str, Window]]) -> str:
                     f"**{window.cpu['machine'] / wall:.2f}** ({window.cpu['steal'] / wall:.2f})",
                 ]
             )
-    return table(header, rows, left=2)
+    return markdown_table(header, rows, left=2)
 
 
 def busiest_others(results: dict[str, dict[str, Window]]) -> str:
@@ -951,7 +943,7 @@ def latency_table(results: dict[str, dict[str, Window]], singles: list[Single]) 
                     f"probe under the {mode} load", SETUP_NAMES[key], window.probe, window.probe_keepalives
                 )
             )
-    return table(header, rows, left=2)
+    return markdown_table(header, rows, left=2)
 
 
 def single_table(singles: list[Single]) -> str:
@@ -970,7 +962,7 @@ def single_table(singles: list[Single]) -> str:
                 ms(p50 - base) if base else "n/a",
             ]
         )
-    return table(header, rows)
+    return markdown_table(header, rows)
 
 
 def check_logs(members: list[ServerProcess]) -> tuple[list[str], list[str]]:
