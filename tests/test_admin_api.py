@@ -157,3 +157,37 @@ def test_key_management_is_off_without_an_admin_key(tmp_path_factory: pytest.Tem
         assert "ASSISTD_ADMIN_KEY" in refused.json()["error"]["message"]
         # Still open for the API itself: no key exists.
         assert httpx.get(f"{server.url}/v1/assistants").status_code == 200
+
+
+def test_key_management_is_not_replayed_for_an_idempotency_key(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """Idempotency-Key does not cover key management: replaying a new key would mean keeping its secret
+    in clear, which the server never does. So a retry is served afresh."""
+    root = tmp_path_factory.mktemp("admin-retry")
+    env = {"ASSISTD_ADMIN_KEY": ADMIN_KEY}
+    with (
+        backend_server("sqlite", root, env=env) as server,
+        openai.OpenAI(
+            base_url=f"{server.url}/v1", api_key="unused", admin_api_key=ADMIN_KEY, max_retries=0
+        ) as sdk,
+    ):
+        projects = sdk.admin.organization.projects
+        headers = {"Idempotency-Key": "same-key-twice"}
+        # The server is open (no key yet): a covered retry would be replayed, the first project again.
+        project = projects.create(name="retried", extra_headers=headers)
+        with pytest.raises(openai.BadRequestError) as again:
+            projects.create(name="retried", extra_headers=headers)
+        assert again.value.param == "name"
+
+        first = projects.service_accounts.create(project.id, name="ci", extra_headers=headers)
+        second = projects.service_accounts.with_raw_response.create(
+            project.id, name="ci", extra_headers=headers
+        )
+        assert "idempotent-replayed" not in second.headers
+        made = second.parse()
+        assert first.api_key is not None
+        assert made.api_key is not None
+        assert first.api_key.value != made.api_key.value
+        listed = sorted(key.id for key in projects.api_keys.list(project.id))
+        assert listed == sorted([first.api_key.id, made.api_key.id])
