@@ -42,7 +42,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.envelope import ERROR_KEYS
+from tests.envelope import assert_envelope
 from tests.harness import Server, backend_server
 from tests.openapi import REFERENCE, schema_errors
 
@@ -135,15 +135,7 @@ def documented_or_error_envelope(ctx: CheckContext, response: Response, case: Ca
     if str(response.status_code) in case.operation.definition.raw.get("responses", {}):
         return None
     assert 400 <= response.status_code < 500, f"{response.status_code}: {response.text[:500]}"
-    body = response.json()
-    assert set(body) == {"error"}, body
-    error = body["error"]
-    assert set(error) == ERROR_KEYS, error
-    assert isinstance(error["message"], str), error
-    assert error["message"], error
-    assert isinstance(error["type"], str), error
-    assert error["param"] is None or isinstance(error["param"], str), error
-    assert error["code"] is None or isinstance(error["code"], str), error
+    assert_envelope(response.json())
     return None
 
 
@@ -391,12 +383,7 @@ def objs(raw: httpx.Client) -> Objects:
 def error_of(response: httpx.Response) -> dict[str, Any]:
     """The inner error of a 4xx in OpenAI's envelope (fails on anything else)."""
     assert 400 <= response.status_code < 500, f"{response.status_code}: {response.text[:500]}"
-    body = response.json()
-    assert set(body) == {"error"}, body
-    assert set(body["error"]) == ERROR_KEYS, body
-    assert isinstance(body["error"]["message"], str), body
-    assert body["error"]["message"], body
-    return dict(body["error"])
+    return assert_envelope(response.json())
 
 
 def assert_up(target: Server) -> None:
