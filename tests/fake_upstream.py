@@ -10,6 +10,10 @@ it, ``data: [DONE]``), or answers one ``chat.completion`` for ``"stream": false`
 chosen by the request's ``model``:
 
 * ``echo``: "Echo: <last user message>" in a few chunks.
+* ``logprobs``: as ``echo``, each piece with its ``logprobs`` entry (token N has logprob -N/10, and
+  always three ``top_logprobs``: itself, "?" at -5.0 and "<|eot|>" at -9.0 with bytes null,
+  whatever ``top_logprobs`` asks); streamed, the first piece's entry comes one chunk early, in a
+  chunk with empty content.
 * ``chunks-N`` / ``chunks-N-Dms``: N content chunks (" w0", " w1", ...), D ms apart (default: no
   delay), for the benchmark.
 * ``flaky-429``: the first request for a given last user message gets 429 with ``retry-after: 1``,
@@ -114,13 +118,18 @@ class Answer:
         self.include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         self.prompt_tokens = sum(len(str(m.get("content") or "").split()) + 3 for m in body["messages"])
 
-    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    def chunk(
+        self,
+        delta: dict[str, Any],
+        finish_reason: str | None = None,
+        logprobs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
+            "choices": [{"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}],
         }
 
     def usage(self, completion_tokens: int) -> dict[str, Any]:
@@ -136,13 +145,19 @@ class Answer:
             parts.append(_sse({**self.chunk({}), "choices": [], "usage": self.usage(completion_tokens)}))
         return [*parts, _sse("[DONE]")]
 
-    def completion(self, message: dict[str, Any], reason: str, completion_tokens: int) -> dict[str, Any]:
+    def completion(
+        self,
+        message: dict[str, Any],
+        reason: str,
+        completion_tokens: int,
+        logprobs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
             "created": self.created,
             "model": self.model,
-            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": reason}],
+            "choices": [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": reason}],
             "usage": self.usage(completion_tokens),
         }
 
@@ -179,6 +194,41 @@ def _text_answer(body: dict[str, Any], pieces: list[str], delay: float = 0.0) ->
             if delay:
                 await asyncio.sleep(delay)
             yield _sse(answer.chunk({"content": piece}))
+        for part in answer.ending("stop", len(pieces)):
+            yield part
+
+    return _streaming(_watched(answer.model, parts()))
+
+
+def token_logprob(token: str, position: int) -> dict[str, Any]:
+    """The ``logprobs.content`` entry of the ``logprobs`` model's token at ``position``."""
+    chosen = {"token": token, "logprob": -(position + 1) / 10, "bytes": list(token.encode())}
+    alternatives = [
+        {"token": "?", "logprob": -5.0, "bytes": [63]},
+        {"token": "<|eot|>", "logprob": -9.0, "bytes": None},
+    ]
+    return {**chosen, "top_logprobs": [chosen, *alternatives]}
+
+
+def _logprobs_answer(body: dict[str, Any]) -> Response:
+    answer = Answer(body)
+    pieces = _echo_pieces(_last_user_message(body))
+    entries = [token_logprob(piece, position) for position, piece in enumerate(pieces)]
+    if not body.get("stream"):
+        stats.completed[answer.model] += 1
+        message = {"role": "assistant", "content": "".join(pieces), "refusal": None}
+        logprobs = {"content": entries, "refusal": None}
+        return JSONResponse(answer.completion(message, "stop", len(pieces), logprobs))
+
+    def of(*tokens: dict[str, Any]) -> dict[str, Any]:
+        return {"content": list(tokens), "refusal": None}
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield _sse(answer.chunk({"role": "assistant", "content": "", "refusal": None}, logprobs=of()))
+        yield _sse(answer.chunk({"content": ""}, logprobs=of(entries[0])))
+        yield _sse(answer.chunk({"content": pieces[0]}, logprobs=of()))
+        for piece, entry in zip(pieces[1:], entries[1:], strict=True):
+            yield _sse(answer.chunk({"content": piece}, logprobs=of(entry)))
         for part in answer.ending("stop", len(pieces)):
             yield part
 
@@ -259,6 +309,8 @@ async def chat_completions(request: Request) -> Response:
 
     if model == "echo":
         return _text_answer(body, _echo_pieces(_last_user_message(body)))
+    if model == "logprobs":
+        return _logprobs_answer(body)
     if match := _CHUNKS.match(model):
         count, delay_ms = int(match.group(1)), int(match.group(2) or 0)
         return _text_answer(body, [f" w{index}" for index in range(count)], delay_ms / 1000)

@@ -762,6 +762,141 @@ def test_sampling_and_service_parameters_are_accepted(client: openai.OpenAI) -> 
     assert usage_of(at_the_limits) == (4, 128, 132)
 
 
+# -- logprobs -------------------------------------------------------------------------------------
+
+UNLIKELY = -9999.0  # OpenAI's logprob for a token too unlikely to have one
+
+
+def scripted_logprob(token: str, top: int) -> dict[str, Any]:
+    """The scripted model's entry for ``token``: certain, and ``top`` alternatives in all, itself first
+    and then ``<|alt1|>``, ``<|alt2|>`` ..., very unlikely special tokens without bytes."""
+    chosen = {"token": token, "logprob": 0.0, "bytes": list(token.encode())}
+    alternatives = [{"token": f"<|alt{rank}|>", "logprob": UNLIKELY, "bytes": None} for rank in range(1, top)]
+    return {**chosen, "top_logprobs": [chosen, *alternatives][:top]}
+
+
+HELLO_TOKENS = ["You", " said", ":", " Hello", ",", " world", "!"]
+
+
+@pytest.mark.backend("sqlite")
+def test_logprobs_of_the_whole_answer(client: openai.OpenAI, http: httpx.Client) -> None:
+    completion = client.chat.completions.create(
+        model="gpt-4o", messages=user("Hello, world!"), logprobs=True, top_logprobs=3
+    )
+    logprobs = completion.choices[0].logprobs
+    assert logprobs is not None
+    assert logprobs.refusal is None
+    assert logprobs.content is not None
+    assert [entry.model_dump() for entry in logprobs.content] == [
+        scripted_logprob(token, 3) for token in HELLO_TOKENS
+    ]
+    assert logprobs.content[3].top_logprobs[1].bytes is None  # the SDK takes null bytes
+
+    # On the wire, exactly the spec's object; without top_logprobs, no alternatives.
+    body = {"model": "gpt-4o", "messages": user("Hello, world!"), "logprobs": True}
+    response = http.post(PATH, json=body)
+    assert response.status_code == 200, response.text
+    assert_spec_shape("CreateChatCompletionResponse", response.json())
+    assert response.json()["choices"][0]["logprobs"] == {
+        "content": [scripted_logprob(token, 0) for token in HELLO_TOKENS],
+        "refusal": None,
+    }
+
+
+@pytest.mark.backend("sqlite")
+def test_logprobs_false_or_absent_is_null(http: httpx.Client) -> None:
+    for extra in ({}, {"logprobs": False}, {"logprobs": None}):
+        response = http.post(PATH, json={"model": "gpt-4o", "messages": HI, **extra})
+        assert response.status_code == 200, response.text
+        assert response.json()["choices"][0]["logprobs"] is None
+        _, chunks = raw_chunks(http, {"model": "gpt-4o", "messages": HI, **extra})
+        assert all(chunk["choices"][0]["logprobs"] is None for chunk in chunks)
+
+
+@pytest.mark.backend("sqlite")
+def test_streamed_logprobs_come_with_their_delta(client: openai.OpenAI) -> None:
+    stream = client.chat.completions.create(
+        model="gpt-4o", messages=user("Hello, world!"), logprobs=True, top_logprobs=2, stream=True
+    )
+    chunks = list(stream)
+    assert len(chunks) == 1 + len(HELLO_TOKENS) + 1
+    role, *deltas, finish = (chunk.choices[0] for chunk in chunks)
+    assert role.logprobs is not None
+    assert (role.logprobs.content, role.logprobs.refusal) == ([], None)
+    for choice, token in zip(deltas, HELLO_TOKENS, strict=True):
+        assert choice.delta.content == token
+        assert choice.logprobs is not None
+        assert choice.logprobs.refusal is None
+        assert [entry.model_dump() for entry in choice.logprobs.content or []] == [scripted_logprob(token, 2)]
+    # As OpenAI's stream: the finish chunk carries none.
+    assert (finish.finish_reason, finish.logprobs) == ("stop", None)
+
+
+@pytest.mark.backend("sqlite")
+def test_stream_helper_gathers_the_logprobs_of_the_whole_answer(client: openai.OpenAI) -> None:
+    whole = client.chat.completions.create(
+        model="gpt-4o", messages=user("Hello, world!"), logprobs=True, top_logprobs=1
+    )
+    tokens: list[str] = []
+    with client.chat.completions.stream(
+        model="gpt-4o", messages=user("Hello, world!"), logprobs=True, top_logprobs=1
+    ) as stream:
+        for event in stream:
+            if event.type == "logprobs.content.delta":
+                tokens += [entry.token for entry in event.content]
+        final = stream.get_final_completion()
+    assert tokens == HELLO_TOKENS
+    assert final.choices[0].logprobs == whole.choices[0].logprobs
+
+
+@pytest.mark.backend("sqlite")
+def test_raw_streamed_logprobs_match_the_spec(http: httpx.Client) -> None:
+    body = {"model": "gpt-4o", "messages": HI, "logprobs": True, "top_logprobs": 1}
+    _, chunks = raw_chunks(http, {**body, "stream_options": {"include_usage": True}})
+    for chunk in chunks:
+        assert_schema("CreateChatCompletionStreamResponse", chunk, spec=SPEC)
+    assert [chunk["choices"][0]["logprobs"] if chunk["choices"] else "usage" for chunk in chunks] == [
+        {"content": [], "refusal": None},
+        *(
+            {"content": [scripted_logprob(token, 1)], "refusal": None}
+            for token in ["You", " said", ":", " hi"]
+        ),
+        None,
+        "usage",
+    ]
+
+
+@pytest.mark.backend("sqlite")
+def test_tool_calls_have_no_logprobs(client: openai.OpenAI, http: httpx.Client) -> None:
+    messages = user(f"Let me check.\n{CALL_WEATHER}")
+    completion = client.chat.completions.create(
+        model="gpt-4o",
+        messages=messages,
+        tools=TOOLS,  # type: ignore[arg-type]
+        logprobs=True,
+    )
+    choice = completion.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    assert choice.logprobs is not None
+    assert [entry.token for entry in choice.logprobs.content or []] == ["Let", " me", " check", "."]
+
+    _, chunks = raw_chunks(http, {"model": "gpt-4o", "messages": messages, "tools": TOOLS, "logprobs": True})
+    fragments = [c["choices"][0] for c in chunks if "tool_calls" in c["choices"][0]["delta"]]
+    assert fragments
+    assert all(fragment["logprobs"] == {"content": [], "refusal": None} for fragment in fragments)
+
+
+@pytest.mark.backend("sqlite")
+def test_logprobs_of_every_choice_and_of_a_cut_answer(client: openai.OpenAI) -> None:
+    completion = client.chat.completions.create(
+        model="gpt-4o", messages=user("Hello, world!"), logprobs=True, n=2, max_tokens=2
+    )
+    for choice in completion.choices:
+        assert (choice.message.content, choice.finish_reason) == ("You said", "length")
+        assert choice.logprobs is not None
+        assert [entry.token for entry in choice.logprobs.content or []] == ["You", " said"]
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 HI = user("hi")
@@ -807,16 +942,22 @@ BAD_REQUESTS: list[tuple[str, dict[str, Any], str | None, str]] = [
         "Unrecognized request argument supplied: bogus",
     ),
     (
-        "logprobs",
-        {"model": "gpt-4o", "messages": HI, "logprobs": True},
-        "logprobs",
-        "The 'logprobs' parameter is not supported by this server.",
-    ),
-    (
-        "top-logprobs",
+        "top-logprobs-without-logprobs",
         {"model": "gpt-4o", "messages": HI, "top_logprobs": 2},
         "top_logprobs",
-        "The 'top_logprobs' parameter is not supported by this server.",
+        "'top_logprobs' is only allowed when 'logprobs' is true",
+    ),
+    (
+        "top-logprobs-with-logprobs-false",
+        {"model": "gpt-4o", "messages": HI, "logprobs": False, "top_logprobs": 0},
+        "top_logprobs",
+        "'top_logprobs' is only allowed when 'logprobs' is true",
+    ),
+    (
+        "top-logprobs-21",
+        {"model": "gpt-4o", "messages": HI, "logprobs": True, "top_logprobs": 21},
+        "top_logprobs",
+        "20",
     ),
     (
         "logit-bias",
@@ -972,11 +1113,11 @@ def test_malformed_json_is_400(http: httpx.Client) -> None:
 @pytest.mark.backend("sqlite")
 def test_sdk_raises_bad_request_with_the_param(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="gpt-4o", messages=user("hi"), logprobs=True, top_logprobs=2)
+        client.chat.completions.create(model="gpt-4o", messages=user("hi"), top_logprobs=2)
     assert caught.value.status_code == 400
     assert (caught.value.type, caught.value.param, caught.value.code) == (
         "invalid_request_error",
-        "logprobs",
+        "top_logprobs",
         None,
     )
 

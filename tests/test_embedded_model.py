@@ -118,6 +118,44 @@ def test_same_seed_at_temperature_zero_gives_the_same_answer(client: openai.Open
     assert ask() == ask()
 
 
+def test_logprobs_are_the_models_own_whole_and_streamed(client: openai.OpenAI) -> None:
+    asked: dict[str, Any] = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "Tell me a long story about a dragon."}],
+        "max_tokens": 8,
+        "temperature": 0,
+        "logprobs": True,
+    }
+    whole = client.chat.completions.create(**asked, top_logprobs=2)
+    choice = whole.choices[0]
+    assert choice.finish_reason == "length"
+    assert whole.usage is not None
+    assert choice.logprobs is not None
+    entries = choice.logprobs.content or []
+    assert len(entries) == whole.usage.completion_tokens == 8
+    # The tokens' bytes spell the answer (a token's text alone can be a piece of a UTF-8 character).
+    assert b"".join(bytes(entry.bytes or []) for entry in entries).decode() == choice.message.content
+    for entry in entries:
+        assert entry.logprob <= 0
+        assert len(entry.top_logprobs) == 2
+        assert entry.top_logprobs[0].logprob >= entry.top_logprobs[1].logprob
+        # Greedy: each token is the most likely one.
+        assert (entry.top_logprobs[0].token, entry.top_logprobs[0].logprob) == (entry.token, entry.logprob)
+
+    # Streamed, each token comes with its delta; top_logprobs 0 lists no alternatives.
+    text, streamed = "", []
+    for chunk in client.chat.completions.create(**asked, top_logprobs=0, stream=True):
+        for delta in chunk.choices:
+            text += delta.delta.content or ""
+            if delta.delta.content:
+                assert delta.logprobs is not None
+                streamed += delta.logprobs.content or []
+    assert text == choice.message.content
+    assert [(entry.token, entry.top_logprobs) for entry in streamed] == [
+        (entry.token, []) for entry in entries
+    ]
+
+
 @pytest.mark.parametrize("tool_choice", ["auto", "required"])
 def test_weather_tool_is_called_with_arguments_that_follow_the_schema(
     client: openai.OpenAI, tool_choice: str

@@ -633,3 +633,88 @@ def test_client_leaving_before_the_first_token_closes_the_upstream_request(
     while not fake.stats()["disconnects"].get(model) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fake.stats()["disconnects"].get(model) == 1, f"the upstream request is still open: {fake.stats()}"
+
+
+# -- logprobs -----------------------------------------------------------------------------------------
+
+
+def streamed_logprobs(stream: Any) -> tuple[list[Any], list[Any]]:
+    """The ``logprobs`` of every choice of a stream, as they came, and the token entries of the
+    chunks that carry text."""
+    per_chunk, text_entries = [], []
+    for chunk in stream:
+        for choice in chunk.choices:
+            per_chunk.append(choice.logprobs)
+            if choice.delta.content:
+                text_entries += [entry.model_dump() for entry in choice.logprobs.content]
+    return per_chunk, text_entries
+
+
+def test_logprobs_through_another_assistd(setup: Setup) -> None:
+    """B asks A (the scripted model) for them and relays A's entries exactly, whole and streamed."""
+    asked: dict[str, Any] = {"model": "gpt-4o", "messages": user("Hello, relay!"), "logprobs": True}
+    with sdk(setup.scripted) as direct_client, sdk(setup.relay) as client:
+        direct = direct_client.chat.completions.create(**asked, top_logprobs=2)
+        relayed = client.chat.completions.create(**asked, top_logprobs=2)
+        _, streamed = streamed_logprobs(client.chat.completions.create(**asked, top_logprobs=2, stream=True))
+    assert direct.choices[0].logprobs is not None
+    assert relayed.choices[0].logprobs == direct.choices[0].logprobs
+    entries = [entry.model_dump() for entry in relayed.choices[0].logprobs.content or []]
+    assert [entry["token"] for entry in entries] == ["You", " said", ":", " Hello", ",", " relay", "!"]
+    assert entries[0] == {
+        "token": "You",
+        "logprob": 0.0,
+        "bytes": [89, 111, 117],
+        "top_logprobs": [
+            {"token": "You", "logprob": 0.0, "bytes": [89, 111, 117]},
+            {"token": "<|alt1|>", "logprob": -9999.0, "bytes": None},
+        ],
+    }
+    assert streamed == entries
+
+
+def fake_entry(token: str, position: int, top: int) -> dict[str, Any]:
+    """The fake ``logprobs`` model's entry for the token at ``position``, with ``top`` alternatives."""
+    chosen = {"token": token, "logprob": -(position + 1) / 10, "bytes": list(token.encode())}
+    alternatives = [
+        chosen,
+        {"token": "?", "logprob": -5.0, "bytes": [63]},
+        {"token": "<|eot|>", "logprob": -9.0, "bytes": None},
+    ]
+    return {**chosen, "top_logprobs": alternatives[:top]}
+
+
+@pytest.mark.parametrize(("stream", "top"), [(False, 2), (True, 0)], ids=["whole-top-2", "streamed-top-0"])
+def test_logprobs_from_the_fake_upstream(setup: Setup, fake: FakeUpstream, stream: bool, top: int) -> None:
+    """The request goes upstream as sent; the answer's entries come back, cut to ``top_logprobs``
+    alternatives (the fake always sends three), the entry the fake sent ahead of its text too."""
+    asked: dict[str, Any] = {"model": "logprobs", "messages": user("hi there"), "logprobs": True}
+    with sdk(setup.configured) as client:
+        if stream:
+            per_chunk, entries = streamed_logprobs(
+                client.chat.completions.create(**asked, top_logprobs=top, stream=True)
+            )
+            assert per_chunk[0].content == []  # the role chunk
+            assert per_chunk[-1] is None  # the finish chunk
+        else:
+            logprobs = client.chat.completions.create(**asked, top_logprobs=top).choices[0].logprobs
+            assert logprobs is not None
+            entries = [entry.model_dump() for entry in logprobs.content or []]
+    tokens = ["Echo:", " hi", " there"]
+    assert entries == [fake_entry(token, position, top) for position, token in enumerate(tokens)]
+    sent = fake.stats()["last_body"]["logprobs"]
+    assert (sent["logprobs"], sent["top_logprobs"]) == (True, top)
+
+
+def test_upstream_that_ignores_logprobs_gives_null(setup: Setup, fake: FakeUpstream) -> None:
+    """ "echo" sends no logprobs: null tells the client there are none, where an empty list would say
+    that the text had no tokens."""
+    asked: dict[str, Any] = {"model": "echo", "messages": user("hi there"), "logprobs": True}
+    with sdk(setup.configured) as client:
+        whole = client.chat.completions.create(**asked)
+        stream = client.chat.completions.create(**asked, stream=True)
+        per_chunk = [(choice.delta.content, choice.logprobs) for chunk in stream for choice in chunk.choices]
+    assert whole.choices[0].message.content == "Echo: hi there"
+    assert whole.choices[0].logprobs is None
+    assert [logprobs for text, logprobs in per_chunk if text] == [None, None, None]
+    assert fake.stats()["last_body"]["echo"]["logprobs"] is True

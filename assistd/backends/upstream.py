@@ -23,6 +23,14 @@ Stream
     ``Finish`` ends the stream, after the usage chunk. A server that ignores ``stream`` and answers
     with one JSON completion is read the same way.
 
+Logprobs
+    ``logprobs`` and ``top_logprobs`` go upstream as the client sent them, and each chunk's
+    ``choices[0].logprobs.content`` entries come back on its ``TextDelta`` (at most ``top_logprobs``
+    alternatives each, since llama.cpp's server sends 20 when none were asked for; malformed entries
+    dropped). Entries of a chunk without text wait for the next text; those of a tool call's chunk
+    are dropped, as calls have no logprobs at OpenAI. An upstream that ignores ``logprobs`` sends
+    none, and the client gets ``logprobs: null`` (see ``services/chat.py``).
+
 Usage
     The upstream's usage chunk. A server that sends none (older ones ignore ``stream_options``)
     gets an estimate: the prompt counted with ``count_tokens`` (see ``tokens.py``; tool definitions
@@ -89,8 +97,10 @@ from assistd.backends.base import (
     Finish,
     FinishReason,
     TextDelta,
+    TokenLogprob,
     ToolCallDelta,
     Usage,
+    parse_logprobs,
 )
 from assistd.backends.tokens import DEFAULT_ENCODING, count_chat_tokens, count_text_tokens
 
@@ -262,7 +272,7 @@ class UpstreamBackend:
     # --- reading the stream -----------------------------------------------------------------------
 
     async def _read(self, response: httpx.Response, request: ChatRequest) -> AsyncGenerator[Chunk, None]:
-        assembler = _Assembler()
+        assembler = _Assembler(request.logprob_alternatives)
         if response.headers.get("content-type", "").startswith("application/json"):
             events: AsyncGenerator[tuple[str, str], None] = _whole_completion(response)
         else:
@@ -357,6 +367,8 @@ def request_body(request: ChatRequest) -> dict[str, Any]:
         "seed": request.seed,
         "presence_penalty": request.presence_penalty,
         "frequency_penalty": request.frequency_penalty,
+        "logprobs": request.logprobs or None,
+        "top_logprobs": request.top_logprobs,
     }
     body.update({key: value for key, value in optional.items() if value is not None})
     return body
@@ -365,7 +377,10 @@ def request_body(request: ChatRequest) -> dict[str, Any]:
 class _Assembler:
     """Turns the upstream's chunk objects into ``Chunk``s and remembers what ``Finish`` needs."""
 
-    def __init__(self) -> None:
+    def __init__(self, logprob_alternatives: int | None = None) -> None:
+        """``logprob_alternatives``: as ``ChatRequest`` has it (None: no logprobs wanted)."""
+        self._alternatives = logprob_alternatives
+        self._pending: tuple[TokenLogprob, ...] = ()  # logprobs that came without text
         self.reason: str | None = None
         self.usage: dict[str, Any] | None = None
         self.deltas = 0
@@ -381,16 +396,26 @@ class _Assembler:
         choice = choices[0]
         delta = choice.get("delta") or {}
         chunks: list[Chunk] = []
+        logprobs = self._logprobs(choice)
         if isinstance(content := delta.get("content"), str) and content:
-            chunks.append(TextDelta(content))
+            chunks.append(TextDelta(content, logprobs))
         calls = delta.get("tool_calls") or []
         chunks += [self._tool_call(call, i) for i, call in enumerate(calls) if isinstance(call, dict)]
         if isinstance(legacy := delta.get("function_call"), dict):
             chunks.append(self._tool_call({"index": 0, "function": legacy}, 0))
+        # Entries of a chunk without text wait for the next text; a call's tokens have no place in
+        # ``logprobs.content``.
+        self._pending = () if chunks else logprobs
         if choice.get("finish_reason"):
             self.reason = str(choice["finish_reason"])
         self.deltas += len(chunks)
         return chunks
+
+    def _logprobs(self, choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
+        """The chunk's token logprobs, after those that came earlier without text."""
+        if self._alternatives is None:
+            return ()
+        return self._pending + parse_logprobs(choice.get("logprobs"), self._alternatives)
 
     def _tool_call(self, call: dict[str, Any], position: int) -> ToolCallDelta:
         index = self._index_of(call, position)

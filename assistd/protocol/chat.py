@@ -3,8 +3,9 @@
 Every field of the reference is accepted, the pre-tools ``functions``/``function_call`` too. Those
 that only shape OpenAI's own service (``store``, ``service_tier``, ``prompt_cache_key``, ``user``,
 ``metadata``, ...) are accepted and have no effect; those that ask for something no backend here can
-give (audio, predicted outputs, web search, logprobs, logit bias) are refused with a 400 naming
-them, rather than silently ignored.
+give (audio, predicted outputs, web search, logit bias) are refused with a 400 naming them, rather
+than silently ignored. ``logprobs`` and ``top_logprobs`` are served by every backend (see
+``services/chat.py``); as at OpenAI, ``top_logprobs`` without ``logprobs: true`` is a 400.
 """
 
 from __future__ import annotations
@@ -199,6 +200,8 @@ class ChatCompletionCreate(RequestBody):
     def _consistent(self) -> ChatCompletionCreate:
         if isinstance(self.stop, list) and len(self.stop) > 4:
             raise _invalid("stop", "at most 4 stop sequences are allowed")
+        if self.top_logprobs is not None and not self.logprobs:
+            raise _invalid("top_logprobs", "'top_logprobs' is only allowed when 'logprobs' is true")
         if self.stream_options is not None and not self.stream:
             raise _invalid("stream_options", "'stream_options' is only allowed when 'stream' is enabled")
         if self.functions is not None and self.tools is not None:
@@ -228,8 +231,6 @@ class ChatCompletionCreate(RequestBody):
         for name in UNSUPPORTED:
             if getattr(self, name):
                 return name
-        if self.logprobs or self.top_logprobs:
-            return "logprobs" if self.logprobs else "top_logprobs"
         if self.modalities and "audio" in self.modalities:
             return "modalities"
         return None

@@ -3,17 +3,25 @@ in OpenAI's shapes, whole or as ``chat.completion.chunk`` dicts.
 
 Chunks are plain dicts on purpose: they are the hot path of a streamed relay, and each is serialised
 once, straight to JSON. The whole answer is the SDK's own ``ChatCompletion``.
+
+Logprobs
+    Asked for, a choice's ``logprobs`` is ``{"content": [...], "refusal": null}``, one entry per token
+    of the text (tool calls have none, as at OpenAI). Streamed, every chunk of a choice carries the
+    entries of its own delta (``[]`` for the role chunk and tool call fragments) but the finish chunk,
+    whose ``logprobs`` is null, as OpenAI sends them. When the backend gave no entries for text it
+    did say (an upstream that ignores the parameter), ``logprobs`` is null rather than an empty list,
+    which would claim the text had no tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from openai.types.chat import ChatCompletion
 
-from assistd.backends.base import ChatRequest, Finish, TextDelta, ToolCallDelta, Usage
+from assistd.backends.base import ChatRequest, Finish, TextDelta, TokenLogprob, ToolCallDelta, Usage
 from assistd.backends.routing import ModelNotFound, ModelRouter, Target
 from assistd.errors import InvalidRequest, ModelNotFoundError
 from assistd.ids import Prefix, new_id, now
@@ -38,6 +46,7 @@ class PreparedChat:
 @dataclass
 class _Choice:
     text: str = ""
+    tokens: list[TokenLogprob] = field(default_factory=list)
     calls: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
@@ -115,6 +124,8 @@ class ChatService:
             seed=body.seed,
             presence_penalty=body.presence_penalty,
             frequency_penalty=body.frequency_penalty,
+            logprobs=bool(body.logprobs),
+            top_logprobs=body.top_logprobs,
         )
         return PreparedChat(
             id=new_id(Prefix.CHAT_COMPLETION),
@@ -137,6 +148,7 @@ class ChatService:
             async for chunk in chat.target.stream(chat.request):
                 if isinstance(chunk, TextDelta):
                     choice.text += chunk.text
+                    choice.tokens += chunk.logprobs
                 elif isinstance(chunk, ToolCallDelta):
                     _add_call_fragment(choice, chunk)
                 else:
@@ -155,7 +167,10 @@ class ChatService:
                 reason = "function_call" if reason == "tool_calls" else reason
             elif choice.calls:
                 message["tool_calls"] = [choice.calls[i] for i in sorted(choice.calls)]
-            choices.append({"index": index, "message": message, "logprobs": None, "finish_reason": reason})
+            logprobs = _logprobs(choice.text, choice.tokens) if chat.request.logprobs else None
+            choices.append(
+                {"index": index, "message": message, "logprobs": logprobs, "finish_reason": reason}
+            )
         return ChatCompletion.model_validate(
             {
                 "id": chat.id,
@@ -177,7 +192,8 @@ class ChatService:
             yield self._chunk(chat, index, {"role": "assistant", "content": "", "refusal": None}, usage_field)
             async for piece in chat.target.stream(chat.request):
                 if isinstance(piece, TextDelta):
-                    yield self._chunk(chat, index, {"content": piece.text}, usage_field)
+                    text = {"content": piece.text}
+                    yield self._chunk(chat, index, text, usage_field, tokens=piece.logprobs)
                 elif isinstance(piece, ToolCallDelta) and chat.legacy_functions:
                     if piece.index == 0:
                         yield self._chunk(chat, index, {"function_call": _function_delta(piece)}, usage_field)
@@ -209,9 +225,21 @@ class ChatService:
         usage_field: dict[str, None],
         *,
         finish_reason: str | None = None,
+        tokens: Sequence[TokenLogprob] = (),
     ) -> dict[str, Any]:
-        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        logprobs = None
+        if chat.request.logprobs and finish_reason is None:
+            logprobs = _logprobs(delta.get("content"), tokens)
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
         return {**self._frame(chat), "choices": [choice], **usage_field}
+
+
+def _logprobs(text: str | None, tokens: Sequence[TokenLogprob]) -> dict[str, Any] | None:
+    """A choice's (or a delta's) ``logprobs``, when asked for: null for text without any token
+    entries (see "Logprobs" above)."""
+    if text and not tokens:
+        return None
+    return {"content": [token.wire() for token in tokens], "refusal": None}
 
 
 def _chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
