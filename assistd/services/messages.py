@@ -76,7 +76,7 @@ class MessageService:
     async def get(self, thread_id: str, message_id: str) -> Message:
         async with self.scope.database.read() as conn:
             message = await MessageRepository(conn, self.scope.project_id).get(
-                message_id, tables.messages.c.thread_id == thread_id
+                message_id, parent_id=thread_id
             )
             if message is None:
                 raise await missing_child(conn, self.scope.project_id, thread_id, "message", message_id)
@@ -96,7 +96,7 @@ class MessageService:
         async with self.scope.database.write() as conn:
             await lock_for_message_change(conn, self.scope.project_id, thread_id)
             deleted = await MessageRepository(conn, self.scope.project_id).delete(
-                message_id, tables.messages.c.thread_id == thread_id
+                message_id, parent_id=thread_id
             )
         if not deleted:
             raise NotFound("message", message_id)  # the lock found the thread: only the message is missing

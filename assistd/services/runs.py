@@ -349,16 +349,12 @@ class RunService:
     async def get_step(self, thread_id: str, run_id: str, step_id: str) -> RunStep:
         async with self.scope.database.read() as conn:
             await self._run(conn, thread_id, run_id)
-            return await RunStepRepository(conn, self.scope.project_id).require(
-                step_id, tables.run_steps.c.run_id == run_id
-            )
+            return await RunStepRepository(conn, self.scope.project_id).require(step_id, parent_id=run_id)
 
     # -- helpers -------------------------------------------------------------------------------------
 
     async def _run(self, conn: AsyncConnection, thread_id: str, run_id: str) -> Run:
-        run = await RunRepository(conn, self.scope.project_id).get(
-            run_id, tables.runs.c.thread_id == thread_id
-        )
+        run = await RunRepository(conn, self.scope.project_id).get(run_id, parent_id=thread_id)
         if run is None:
             raise await missing_child(conn, self.scope.project_id, thread_id, "run", run_id)
         return run

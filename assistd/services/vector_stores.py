@@ -182,7 +182,7 @@ class VectorStoreService:
         async with self.scope.database.write() as conn:
             await self._store(conn, store_id)
             removed = await VectorStoreFileRepository(conn, self.scope.project_id).delete(
-                file_id, store_files.c.vector_store_id == store_id
+                file_id, parent_id=store_id
             )
             if not removed:
                 raise NotFound("vector store file", file_id)
@@ -265,13 +265,11 @@ class VectorStoreService:
 
     async def _file(self, conn: AsyncConnection, store_id: str, file_id: str) -> VectorStoreFile:
         return await VectorStoreFileRepository(conn, self.scope.project_id).require(
-            file_id, store_files.c.vector_store_id == store_id
+            file_id, parent_id=store_id
         )
 
     async def _batch(self, conn: AsyncConnection, store_id: str, batch_id: str) -> VectorStoreFileBatch:
-        return await FileBatchRepository(conn, self.scope.project_id).require(
-            batch_id, tables.vector_store_file_batches.c.vector_store_id == store_id
-        )
+        return await FileBatchRepository(conn, self.scope.project_id).require(batch_id, parent_id=store_id)
 
     async def _add_files(
         self,

@@ -59,6 +59,7 @@ class MessageRepository(Repository[Message]):
     model = Message
     object_name = "thread.message"
     kind = "message"
+    parent = "thread_id"
     columns = (
         "id",
         "created_at",
@@ -81,6 +82,7 @@ class RunRepository(Repository[Run]):
     model = Run
     object_name = "thread.run"
     kind = "run"
+    parent = "thread_id"
     columns = (
         "id",
         "created_at",
@@ -117,6 +119,7 @@ class RunStepRepository(Repository[RunStep]):
     model = RunStep
     object_name = "thread.run.step"
     kind = "run step"
+    parent = "run_id"
     columns = (
         "id",
         "created_at",
@@ -245,6 +248,7 @@ class VectorStoreFileRepository(Repository[VectorStoreFile]):
     model = VectorStoreFile
     object_name = "vector_store.file"
     kind = "vector store file"
+    parent = "vector_store_id"
     columns = (
         "id",
         "created_at",
@@ -264,6 +268,7 @@ class FileBatchRepository(Repository[VectorStoreFileBatch]):
     model = VectorStoreFileBatch
     object_name = "vector_store.files_batch"
     kind = "vector store file batch"
+    parent = "vector_store_id"
     columns = ("id", "created_at", "vector_store_id", "cancelled")
 
     def _select(self, *where: ColumnElement[bool]) -> Select[Any]:

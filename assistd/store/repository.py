@@ -48,6 +48,8 @@ class Repository(Generic[T]):
     object_name: ClassVar[str]  # the wire ``object`` string, e.g. "thread.message"
     kind: ClassVar[str]  # how errors name it, e.g. "message"
     columns: ClassVar[Sequence[str]]  # the table columns that are fields of the object
+    # The column naming the object this one belongs to (a message's thread), for ``get(parent_id=)``.
+    parent: ClassVar[str | None] = None
 
     def __init__(self, conn: AsyncConnection, project_id: str) -> None:
         self.conn = conn
@@ -101,18 +103,33 @@ class Repository(Generic[T]):
                 inserted.append(found)
         return inserted
 
-    async def get(self, object_id: str, *where: ColumnElement[bool]) -> T | None:
+    async def get(
+        self, object_id: str, *where: ColumnElement[bool], parent_id: str | None = None
+    ) -> T | None:
+        """The object, if it is there (and belongs to ``parent_id`` when given: a run to that thread)."""
         if where:
-            statement = self._select(self.table.c.id == object_id, *where)
+            statement = self._select(self.table.c.id == object_id, *self._in_parent(parent_id), *where)
         else:
-            statement = once((type(self), "get"), lambda: self._select(self.table.c.id == bindparam("by_id")))
-        result = await self.conn.execute(statement, {"by_id": object_id, "in_project": self.project_id})
-        row = result.mappings().first()
+            # The statements of the polled paths (a run by id in its thread): built once.
+            statement = once(
+                (type(self), "get", parent_id is None),
+                lambda: self._select(self.table.c.id == bindparam("by_id"), *self._in_parent(parent_id)),
+            )
+        parameters = {"by_id": object_id, "in_project": self.project_id, "in_parent": parent_id}
+        row = (await self.conn.execute(statement, parameters)).mappings().first()
         return None if row is None else self.to_object(row)
 
-    async def require(self, object_id: str, *where: ColumnElement[bool]) -> T:
+    def _in_parent(self, parent_id: str | None) -> list[ColumnElement[bool]]:
+        """The condition that the object belongs to ``parent_id`` (the parameter ``in_parent``)."""
+        if parent_id is None:
+            return []
+        if self.parent is None:
+            raise TypeError(f"{type(self).__name__} has no parent column")
+        return [self.table.c[self.parent] == bindparam("in_parent")]
+
+    async def require(self, object_id: str, *where: ColumnElement[bool], parent_id: str | None = None) -> T:
         """The object, or ``NotFound`` naming it by the repository's ``kind``."""
-        found = await self.get(object_id, *where)
+        found = await self.get(object_id, *where, parent_id=parent_id)
         if found is None:
             raise NotFound(self.kind, object_id)
         return found
@@ -153,11 +170,14 @@ class Repository(Generic[T]):
         row = (await self.conn.execute(statement, bound)).mappings().first()
         return None if row is None else self.to_object(row)
 
-    async def delete(self, object_id: str, *where: ColumnElement[bool]) -> bool:
+    async def delete(self, object_id: str, *where: ColumnElement[bool], parent_id: str | None = None) -> bool:
         statement = delete(self.table).where(
-            self.table.c.id == object_id, self.table.c.project_id == self.project_id, *where
+            self.table.c.id == object_id,
+            self.table.c.project_id == self.project_id,
+            *self._in_parent(parent_id),
+            *where,
         )
-        result = await self.conn.execute(statement)
+        result = await self.conn.execute(statement, {"in_parent": parent_id})
         return bool(result.rowcount)
 
     async def delete_where(self, *where: ColumnElement[bool]) -> int:
