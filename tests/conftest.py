@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from tests.harness import Server, backend_server, pgvector_enabled, pgvector_postgres, postgres_enabled
+from tests.run_support import TEST_BUDGET_S, time_limit
 
 # ASSISTD_TEST_PG=off leaves the PostgreSQL half out (not skipped: not collected at all).
 BACKENDS = ["sqlite", "postgres"] if postgres_enabled() else ["sqlite"]
@@ -33,6 +34,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         else:
             names = BACKENDS + (PGVECTOR if metafunc.definition.get_closest_marker("pgvector") else [])
         metafunc.parametrize("backend", names, scope="session")
+
+
+@pytest.fixture(autouse=True)
+def _time_limit() -> Iterator[None]:
+    """A test that hangs (an SDK poller with no deadline of its own, a stream that never ends) fails
+    with a TimeoutError instead of holding the suite; fixtures of wider scope are set up before it."""
+    with time_limit(TEST_BUDGET_S, "the test"):
+        yield
 
 
 @pytest.fixture(scope="session")

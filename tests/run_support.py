@@ -22,7 +22,7 @@ from openai.types.beta.threads import Message, Run, Text, TextDelta
 
 ACTIVE = {"queued", "in_progress", "requires_action", "cancelling"}
 TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
-TEST_BUDGET_S = 45.0  # no runs test may take longer than this, whatever hangs
+TEST_BUDGET_S = 45.0  # no test may take longer than this, whatever hangs (conftest's _time_limit)
 
 
 def function_tool(name: str, description: str = "") -> dict[str, Any]:

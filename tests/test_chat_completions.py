@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -20,7 +19,6 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from tests.harness import Server
 from tests.openapi import assert_schema
-from tests.run_support import TEST_BUDGET_S, time_limit
 
 SPEC = "chat-completions.yaml"
 PATH = "/v1/chat/completions"
@@ -47,12 +45,6 @@ CALL_TIME = "/call get_time {}"  # 5 tokens
 WEATHER_ARGS = '{"city":"Paris"}'  # the scripted model sends compact JSON
 WEATHER_CALL_TOKENS = 10  # get_weather { " city " : " Paris " }
 TIME_CALL_TOKENS = 3  # get_time { }
-
-
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    with time_limit(TEST_BUDGET_S, "the test"):
-        yield
 
 
 def user(text: str) -> list[dict[str, Any]]:

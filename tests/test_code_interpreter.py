@@ -8,7 +8,7 @@ code runs for real, in the sandbox (tests/test_sandbox.py tests the sandbox itse
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import openai
@@ -21,12 +21,10 @@ from tests.harness import Server
 from tests.run_support import (
     DELTAS,
     SERVER_TOOL_THEN_ANSWER,
-    TEST_BUDGET_S,
     RecordingHandler,
     make_sdk,
     only_assistant_reply,
     text_of,
-    time_limit,
     wait_for_run,
 )
 
@@ -39,12 +37,6 @@ pytestmark = [
 CODE_INTERPRETER: list[CodeInterpreterToolParam] = [{"type": "code_interpreter"}]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 RUN_TIMEOUT = 30.0  # a cold kernel importing pandas and matplotlib takes a second or two
-
-
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    with time_limit(TEST_BUDGET_S, "the test"):
-        yield
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 import sqlite3
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from typing import Any, Final
 
@@ -26,7 +25,6 @@ from tests.harness import Server
 from tests.run_support import (
     DELTAS,
     SERVER_TOOL_THEN_ANSWER,
-    TEST_BUDGET_S,
     RecordingHandler,
     function_tool,
     only_assistant_reply,
@@ -51,12 +49,6 @@ INCLUDE_CONTENT: Final = "step_details.tool_calls[*].file_search.results[*].cont
 WEATHER_ARGS = '{"city": "Oslo"}'
 MARKER = re.compile(r"【\d+:\d+†[^】]*】")
 FILE_SEARCH: list[FileSearchToolParam] = [{"type": "file_search"}]
-
-
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    with time_limit(TEST_BUDGET_S, "the test"):
-        yield
 
 
 @pytest.fixture(scope="module")

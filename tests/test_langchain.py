@@ -16,8 +16,6 @@ import anyio
 import openai
 import pytest
 
-from tests.run_support import TEST_BUDGET_S, time_limit
-
 # Skipped, not failed, in a venv without LangChain (the pass with the 1.x SDK has none).
 openai_assistant = pytest.importorskip(
     "langchain_classic.agents.openai_assistant.base", reason="langchain-classic is not installed"
@@ -64,13 +62,6 @@ def _no_tracing() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("LANGSMITH_TRACING", "false")
         patch.setenv("LANGCHAIN_TRACING_V2", "false")
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    # The runnable's polling has no deadline of its own.
-    with time_limit(TEST_BUDGET_S, "the test"):
         yield
 
 

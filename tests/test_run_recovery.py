@@ -10,12 +10,10 @@ import pytest
 
 from tests.harness import Server
 from tests.run_support import (
-    TEST_BUDGET_S,
     function_tool,
     make_sdk,
     only_assistant_reply,
     text_of,
-    time_limit,
     wait_for_run,
     wait_for_status,
 )
@@ -23,12 +21,6 @@ from tests.run_support import (
 FAST_RECOVERY = {"ASSISTD_RUN_LEASE_SECONDS": "1", "ASSISTD_WORKER_POLL_SECONDS": "0.2"}
 # Interrupted runs are failed at once instead of being done again.
 NO_TAKEOVER = {**FAST_RECOVERY, "ASSISTD_RUN_MAX_TAKEOVERS": "0"}
-
-
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    with time_limit(TEST_BUDGET_S, "the test"):
-        yield
 
 
 @pytest.fixture

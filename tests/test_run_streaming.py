@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,7 +14,6 @@ from openai.types.beta.threads.runs import ToolCall
 from tests.harness import Server, create_pg_database, drop_pg_database, postgres_enabled
 from tests.openapi import assert_schema
 from tests.run_support import (
-    TEST_BUDGET_S,
     TEXT_ANSWER,
     RecordingHandler,
     collapse,
@@ -27,12 +26,6 @@ from tests.run_support import (
     time_limit,
     wait_for_run,
 )
-
-
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    with time_limit(TEST_BUDGET_S, "the test"):
-        yield
 
 
 @pytest.fixture

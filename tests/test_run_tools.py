@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import anyio
 import openai
 import pytest
 
 from tests.openapi import assert_schema
 from tests.run_support import (
-    TEST_BUDGET_S,
     await_run,
     function_tool,
     only_assistant_reply,
@@ -19,13 +16,6 @@ from tests.run_support import (
     wait_for_run,
     wait_for_status,
 )
-
-
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    with time_limit(TEST_BUDGET_S, "the test"):
-        yield
-
 
 WEATHER = function_tool("get_weather", "Weather for a city")
 TIME = function_tool("get_time", "Local time in a city")

@@ -31,7 +31,6 @@ import pytest
 
 from tests.harness import SERVER_PYTHON, Server, free_port
 from tests.run_support import (
-    TEST_BUDGET_S,
     RecordingHandler,
     function_tool,
     only_assistant_reply,
@@ -51,12 +50,6 @@ HANG_BOUND_S = UPSTREAM_TIMEOUT_S * 3 + 5
 QUICK_BOUND_S = 10.0
 DISCONNECT_WAIT_S = 5.0
 WEATHER = function_tool("get_weather", "Weather for a city")
-
-
-@pytest.fixture(autouse=True)
-def _bounded() -> Iterator[None]:
-    with time_limit(TEST_BUDGET_S, "the test"):
-        yield
 
 
 # -- the processes ------------------------------------------------------------------------------------
