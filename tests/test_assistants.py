@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import openai
 import pytest
 
@@ -19,8 +21,9 @@ WEATHER_TOOL = {
 
 def test_create_returns_full_object_with_defaults(client: openai.OpenAI) -> None:
     assistant = client.beta.assistants.create(model="gpt-4o", name="Math Tutor", instructions="Be terse.")
-    assert assistant.id.startswith("asst_")
-    assert len(assistant.id) == len("asst_") + 24
+    assert re.fullmatch(r"asst_[A-Za-z0-9]{24}", assistant.id)
+    others = {client.beta.assistants.create(model="gpt-4o").id for _ in range(3)}
+    assert len(others | {assistant.id}) == 4
     assert assistant.object == "assistant"
     assert assistant.model == "gpt-4o"
     assert assistant.name == "Math Tutor"
