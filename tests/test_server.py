@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import openai
@@ -15,6 +17,7 @@ from tests.conftest import make_client
 from tests.harness import (
     SERVER_PYTHON,
     Server,
+    TcpGate,
     create_pg_database,
     drop_pg_database,
     postgres_enabled,
@@ -120,4 +123,33 @@ def test_ready_reports_an_unreachable_database(start_server: Callable[..., Serve
             assert ready.json()["database"] == "unreachable"
             assert http.get("/health").status_code == 200
     finally:
+        drop_pg_database(url)
+
+
+@pytest.mark.skipif(not postgres_enabled(), reason="ASSISTD_TEST_PG=off")
+def test_requests_wait_out_a_database_that_refuses_connections_for_a_moment(
+    start_server: Callable[..., Server],
+) -> None:
+    # A restart or failover of PostgreSQL (or a moment at max_connections) cuts the pool's connections
+    # and refuses new ones; a request that comes then is answered once the database is back.
+    url = create_pg_database()
+    target = urlsplit(url)
+    gate = TcpGate((target.hostname or "127.0.0.1", target.port or 5432)).open()
+    try:
+        server = start_server(
+            ASSISTD_DATABASE_URL=url.replace(target.netloc, f"postgres@127.0.0.1:{gate.port}")
+        )
+        with make_client(server) as client:
+            assistant = client.beta.assistants.create(model="gpt-4o", name="kept")
+            gate.shut()
+            reopen = threading.Timer(0.5, gate.open)
+            reopen.start()
+            try:
+                assert client.beta.assistants.retrieve(assistant.id).name == "kept"
+            finally:
+                reopen.join()
+            assert client.beta.assistants.update(assistant.id, name="changed").name == "changed"
+        assert "database connection refused, trying again" in server.log()
+    finally:
+        gate.shut()
         drop_pg_database(url)
