@@ -165,8 +165,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Each resource's router straight into the app, not into a /v1 router first: this FastAPI matches a
     # request against every level of nesting again, which made routing a fifth of a polled GET's cost.
     # runs before threads: POST /threads/runs must not be taken for POST /threads/{thread_id}. Key
-    # management (organization) takes OpenAI's Admin API shapes and its own key.
-    resources = (assistants, runs, threads, messages, chat, models, files, embeddings, vector_stores)
+    # management (organization) takes OpenAI's Admin API shapes and its own key. chat first: routers are
+    # tried in order, each route of each, and a relayed completion is on the path of the first token
+    # (the four routers before it cost every completion about 0.1 ms of CPU); its one path is no one
+    # else's.
+    resources = (chat, assistants, runs, threads, messages, models, files, embeddings, vector_stores)
     for module in (*resources, organization):
         app.include_router(module.router, prefix="/v1", dependencies=[Depends(check_path_ids)])
     app.include_router(health.router)

@@ -31,6 +31,10 @@ chosen by the request's ``model``:
 * ``slow`` / ``slow-S``: one chunk every 0.2 s for 30 s / for S seconds.
 * ``tools``: a call of the request's first tool, arguments ``{"query": <last user message>}`` sent
   in three fragments, finish reason ``tool_calls``.
+* ``unusual-sse``: the text ``UNUSUAL_TEXT`` in server-sent events that are valid but unusual: CRLF
+  line ends, a comment and ``event:``/``id:`` fields, one event's JSON over two ``data:`` lines, and
+  JSON written without ASCII escapes, so that U+2028, U+2029 and U+0085 (line breaks to Unicode,
+  not to SSE) appear raw inside strings.
 
 ``GET /stats`` answers the counters since the last ``POST /reset``: ``requests`` per model,
 ``disconnects`` per model (streams or waits that the client left before their end), ``completed``
@@ -293,6 +297,33 @@ def _one_chunk_then(body: dict[str, Any], then: str) -> Response:
     return _streaming(_watched(answer.model, parts()))
 
 
+UNUSUAL_PIECES = ["Line\u2028", " paragraph\u2029", " next\u0085line", " done"]
+UNUSUAL_TEXT = "".join(UNUSUAL_PIECES)
+
+
+def _unusual_sse(body: dict[str, Any]) -> Response:
+    answer = Answer(body)
+
+    def event(payload: dict[str, Any], split: bool = False) -> bytes:
+        data = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        if split:  # two data lines, which the SSE spec joins with a newline: still the same JSON
+            cut = data.index(",")
+            return f"data: {data[:cut]}\r\ndata: {data[cut:]}\r\n\r\n".encode()
+        return f"event: message\r\nid: 1\r\ndata: {data}\r\n\r\n".encode()
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b": keep-alive\r\n\r\n"
+        yield event(answer.chunk({"role": "assistant", "content": ""}))
+        for index, piece in enumerate(UNUSUAL_PIECES):
+            yield event(answer.chunk({"content": piece}), split=index == 1)
+        yield event(answer.chunk({}, "stop"))
+        if answer.include_usage:
+            yield event({**answer.chunk({}), "choices": [], "usage": answer.usage(len(UNUSUAL_PIECES))})
+        yield b"data: [DONE]\r\n\r\n"
+
+    return _streaming(_watched(answer.model, parts()))
+
+
 def _slow(body: dict[str, Any], seconds: float) -> Response:
     count = int(seconds / SLOW_INTERVAL_S)
     return _text_answer(body, [f" s{index}" for index in range(count)], SLOW_INTERVAL_S)
@@ -344,6 +375,8 @@ async def chat_completions(request: Request) -> Response:
         return _slow(body, float(match.group(1) or SLOW_DURATION_S))
     if model == "tools":
         return _tool_answer(body)
+    if model == "unusual-sse":
+        return _unusual_sse(body)
     return _error(404, f"The model '{model}' does not exist (fake upstream)", "invalid_request_error")
 
 

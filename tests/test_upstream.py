@@ -445,6 +445,36 @@ def test_error_event_mid_stream_reaches_the_client(setup: Setup, fake: FakeUpstr
     assert fake.requests("error-mid") == 1, "a half-streamed answer is never replayed"
 
 
+UNUSUAL_TEXT = "Line\u2028 paragraph\u2029 next\u0085line done"  # tests/fake_upstream.py's
+
+
+def test_unusual_but_valid_server_sent_events_are_read(setup: Setup, fake: FakeUpstream) -> None:
+    """CRLF line ends, a comment, event: and id: fields, JSON over two data: lines, and U+2028,
+    U+2029 and U+0085 unescaped in the JSON: each only a line break to Unicode, not to SSE (they
+    broke events in two when assistd read lines with httpx's aiter_lines). assistd's own stream
+    escapes them, so that a client reading it with aiter_lines gets whole events."""
+    with sdk(setup.configured) as client:
+        stream = client.chat.completions.create(
+            model="unusual-sse", messages=user("hi"), stream=True, stream_options={"include_usage": True}
+        )
+        text, _, reasons, usage = collect(stream)
+        whole = client.chat.completions.create(model="unusual-sse", messages=user("hi"))
+    assert text == UNUSUAL_TEXT
+    assert reasons == ["stop"]
+    assert usage is not None
+    assert usage.completion_tokens == 4
+    assert whole.choices[0].message.content == UNUSUAL_TEXT
+
+    body = {"model": "unusual-sse", "messages": user("hi"), "stream": True}
+    with (
+        httpx.Client(timeout=30, headers={"Authorization": "Bearer sk-test"}) as http,
+        http.stream("POST", f"{setup.configured.url}/v1/chat/completions", json=body) as response,
+    ):
+        lines = [line for line in response.iter_lines() if line.startswith("data: {")]
+    pieces = [json.loads(line[6:])["choices"][0]["delta"].get("content") for line in lines]
+    assert "".join(piece for piece in pieces if piece) == UNUSUAL_TEXT
+
+
 def test_connection_refused_is_502_quickly(setup: Setup) -> None:
     with sdk(setup.configured) as client:
         started = time.monotonic()

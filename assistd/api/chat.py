@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
@@ -10,7 +10,9 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
 from openai.types.chat import ChatCompletion
+from starlette.types import Receive, Scope, Send
 
+from assistd import wirejson
 from assistd.api.deps import Chat
 from assistd.api.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, until_disconnected
 from assistd.api.errors import backend_error_body
@@ -25,7 +27,7 @@ DONE = b"data: [DONE]\n\n"
 
 
 def _data(chunk: dict[str, Any]) -> bytes:
-    return b"data: " + json.dumps(chunk, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + wirejson.dumps(chunk) + b"\n\n"
 
 
 @router.post("/chat/completions", response_model=ChatCompletion)
@@ -48,25 +50,106 @@ async def create_chat_completion(request: Request, body: ChatCompletionCreate, s
             raise
     except ClientDisconnected:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    return StreamingResponse(
-        _relay(opening, chunks),
+    return _EventStream(
+        _relay(opening, chunks, chat.choices - 1),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 
+# Each piece the relay yields is one write to the client's socket: a system call, and one more time the
+# client wakes up to read, both on the path of every token (and for the client, on the same cores). So
+# what is ready together goes out together: the role chunk with the model's first chunk, and the last
+# finish chunk with the usage chunk, [DONE] and the end of the body.
+
+
 async def _relay(
-    opening: list[dict[str, Any]], chunks: AsyncGenerator[dict[str, Any], None]
+    opening: list[dict[str, Any]], chunks: AsyncGenerator[dict[str, Any], None], last_choice: int
 ) -> AsyncIterator[bytes]:
+    pending = [_data(chunk) for chunk in opening]
     try:
-        for chunk in opening:
-            yield _data(chunk)
-        async for chunk in chunks:
-            yield _data(chunk)
+        if not _finishes(opening[-1], last_choice):
+            yield b"".join(pending)
+            pending = []
+            async for chunk in chunks:
+                if _finishes(chunk, last_choice):
+                    pending.append(_data(chunk))
+                    break
+                yield _data(chunk)
+        # After the last choice's finish only the usage chunk can follow, and nothing in it waits on
+        # the model (the backend's stream has ended): it is not worth a write of its own.
+        pending += [_data(chunk) async for chunk in chunks]
     except BackendError as error:
         # Mid-stream: the status line is long gone; OpenAI sends the error as a data line.
-        yield b"data: " + json.dumps(backend_error_body(error)).encode() + b"\n\n"
+        pending.append(b"data: " + wirejson.dumps(backend_error_body(error)) + b"\n\n")
     finally:
         # Closing the generator stops the model call (a client that went away, too).
         await chunks.aclose()
-    yield DONE
+    pending.append(DONE)
+    yield b"".join(pending)
+
+
+def _finishes(chunk: dict[str, Any], last_choice: int) -> bool:
+    """Whether ``chunk`` is the finish chunk of the answer's last choice."""
+    choices = chunk["choices"]
+    return bool(choices) and choices[0]["finish_reason"] is not None and choices[0]["index"] == last_choice
+
+
+class _EventStream(StreamingResponse):
+    """StreamingResponse, cheaper on the relay's path.
+
+    * The piece that ends with [DONE], the last, ends the body too: uvicorn writes it and the end of
+      the chunked body at once, where StreamingResponse sends an empty message after it, and uvicorn
+      makes another write of that.
+    * A client that leaves stops the stream (and so the model call) as with StreamingResponse, but
+      the task that waits for its ``http.disconnect`` is a plain asyncio task that cancels the stream,
+      not an anyio task group running the stream in a task of its own: the group cost every streamed
+      completion 60 to 85 us of CPU, and one more turn of the event loop before its first byte.
+    """
+
+    _ended = False  # the body's last message is sent (or on its way)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        spec_version = tuple(map(int, scope.get("asgi", {}).get("spec_version", "2.0").split(".")))
+        if scope["type"] != "http" or spec_version >= (2, 4):
+            # ASGI 2.4 servers raise on a send to a client that left; nothing to listen for.
+            await super().__call__(scope, receive, send)
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        left = False
+
+        async def watch() -> None:
+            nonlocal left
+            # After the body, a server's next message is http.disconnect: the client left, or (uvicorn
+            # says so too) the response is complete, which is no reason to cancel anything.
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            if not self._ended:
+                left = True
+                task.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            # Ours if the watcher cancelled and nobody else did: the stream stops, as a client that
+            # left stops a StreamingResponse; the relay's generator has closed the model call.
+            if left and task.uncancel() == 0:
+                return
+            raise
+        finally:
+            # Not awaited: it stops at its next turn (it cannot have run since the stream ended).
+            watcher.cancel()
+            if watcher.done() and not watcher.cancelled():
+                watcher.result()  # a failure of the watcher itself (of receive), as the group raised it
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for piece in self.body_iterator:
+            assert isinstance(piece, bytes)  # _relay's
+            self._ended = piece.endswith(DONE)
+            await send({"type": "http.response.body", "body": piece, "more_body": not self._ended})
+        if not self._ended:
+            self._ended = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -185,7 +185,9 @@ class ChatService:
 
     async def chunks(self, chat: PreparedChat) -> AsyncGenerator[dict[str, Any], None]:
         """The answer as stream chunks: per choice a role chunk, deltas and a finish chunk; then, if
-        asked for, the usage chunk. Backend errors propagate to the caller."""
+        asked for, the usage chunk. Backend errors propagate to the caller. The last choice's finish
+        chunk comes when its backend stream has ended: what follows it waits on no model, and the
+        relay (api/chat.py) sends it all in one write."""
         usage = Usage(0, 0)
         usage_field = {"usage": None} if chat.include_usage else {}
         for index in range(chat.choices):
