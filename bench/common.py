@@ -60,6 +60,7 @@ class ServerProcess:
     port: int
     process: subprocess.Popen[bytes] | None = None
     _log_offset: int = 0  # the log's size when the process started
+    cwd: Path | None = None  # where it runs (``python -m assistd`` imports the assistd found there first)
 
     @property
     def url(self) -> str:
@@ -69,7 +70,12 @@ class ServerProcess:
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                self.command, env=self.env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+                self.command,
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
             )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -127,8 +133,11 @@ def running(server: ServerProcess) -> Iterator[ServerProcess]:
         server.stop()
 
 
-def assistd_server(root: Path, env: dict[str, str] | None = None, name: str = "assistd") -> ServerProcess:
-    """assistd on SQLite in a fresh data dir under ``root``, logging at warning to ``root/NAME.log``."""
+def assistd_server(
+    root: Path, env: dict[str, str] | None = None, name: str = "assistd", checkout: Path | None = None
+) -> ServerProcess:
+    """assistd on SQLite in a fresh data dir under ``root``, logging at warning to ``root/NAME.log``;
+    the code of ``checkout`` (another commit's worktree, say) instead of the installed one if given."""
     data_dir = root / f"{name}-data"
     data_dir.mkdir()
     port = free_port()
@@ -144,6 +153,7 @@ def assistd_server(root: Path, env: dict[str, str] | None = None, name: str = "a
         },
         root / f"{name}.log",
         port,
+        cwd=checkout,
     )
 
 
