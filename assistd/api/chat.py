@@ -14,7 +14,12 @@ from starlette.types import Receive, Scope, Send
 
 from assistd import wirejson
 from assistd.api.deps import Chat
-from assistd.api.disconnect import CLIENT_CLOSED_REQUEST, ClientDisconnected, until_disconnected
+from assistd.api.disconnect import (
+    CLIENT_CLOSED_REQUEST,
+    ClientDisconnected,
+    until_disconnected,
+    wait_for_disconnect,
+)
 from assistd.api.errors import backend_error_body
 from assistd.api.responses import json_response
 from assistd.backends.base import BackendError
@@ -123,8 +128,7 @@ class _EventStream(StreamingResponse):
             nonlocal left
             # After the body, a server's next message is http.disconnect: the client left, or (uvicorn
             # says so too) the response is complete, which is no reason to cancel anything.
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            await wait_for_disconnect(receive)
             if not self._ended:
                 left = True
                 task.cancel()

@@ -12,6 +12,7 @@ from collections.abc import Awaitable
 from typing import TypeVar
 
 from fastapi import Request
+from starlette.types import Receive
 
 T = TypeVar("T")
 
@@ -26,7 +27,7 @@ class ClientDisconnected(Exception):
 async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
     """``work``'s result, or ``ClientDisconnected`` (with ``work`` cancelled) if the client goes first."""
     task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_disconnect(request))
+    watcher = asyncio.ensure_future(wait_for_disconnect(request.receive))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
@@ -44,7 +45,8 @@ async def until_disconnected(request: Request, work: Awaitable[T]) -> T:
     raise ClientDisconnected
 
 
-async def _disconnect(request: Request) -> None:
-    # The body was read already: the next message the server has for us is the disconnect.
-    while (await request.receive())["type"] != "http.disconnect":
+async def wait_for_disconnect(receive: Receive) -> None:
+    """Returns at the server's ``http.disconnect``. Only once the request's body is read: until then
+    ``receive`` hands out the body, which this drops."""
+    while (await receive())["type"] != "http.disconnect":
         pass
