@@ -126,10 +126,14 @@ Chunk = TextDelta | ToolCallDelta | Finish
 ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
 
 
-def parse_logprobs(logprobs: Any, top: int) -> tuple[TokenLogprob, ...]:
-    """The tokens of an OpenAI-compatible choice's ``logprobs`` object (an upstream's, llama.cpp's),
-    each with at most ``top`` alternatives. Entries that are not well formed are left out, so that
-    what reaches the client always has OpenAI's shape."""
+def parse_logprobs(choice: dict[str, Any], top: int | None) -> tuple[TokenLogprob, ...]:
+    """The tokens of an OpenAI-compatible chunk's ``choice.logprobs`` (an upstream's, llama.cpp's),
+    each with at most ``top`` alternatives; none when ``top`` is None (as ``ChatRequest`` has it:
+    none were asked for). Entries that are not well formed are left out, so that what reaches the
+    client always has OpenAI's shape."""
+    if top is None:
+        return ()
+    logprobs = choice.get("logprobs")
     entries = logprobs.get("content") if isinstance(logprobs, dict) else None
     if not isinstance(entries, list):
         return ()

@@ -407,12 +407,7 @@ class _Reader:
         choice = choices[0]
         self.finish_reason = choice.get("finish_reason") or self.finish_reason
         text = (choice.get("delta") or {}).get("content")
-        return self._text(text, self._logprobs(choice)) if text else []
-
-    def _logprobs(self, choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
-        if self.logprob_alternatives is None:
-            return ()
-        return parse_logprobs(choice.get("logprobs"), self.logprob_alternatives)
+        return self._text(text, parse_logprobs(choice, self.logprob_alternatives)) if text else []
 
     def _text(self, text: str, logprobs: tuple[TokenLogprob, ...]) -> list[Chunk]:
         if self.mode == "either":

@@ -419,9 +419,7 @@ class _Assembler:
 
     def _logprobs(self, choice: dict[str, Any]) -> tuple[TokenLogprob, ...]:
         """The chunk's token logprobs, after those that came earlier without text."""
-        if self._alternatives is None:
-            return ()
-        return self._pending + parse_logprobs(choice.get("logprobs"), self._alternatives)
+        return self._pending + parse_logprobs(choice, self._alternatives)
 
     def _tool_call(self, call: dict[str, Any], position: int) -> ToolCallDelta:
         index = self._index_of(call, position)
