@@ -355,19 +355,14 @@ def embedded_table(result: Embedded) -> str:
 
 def checkout_commit(path: Path) -> str:
     """The commit a checkout is at, with a mark if its files differ from it; "?" without git."""
+
+    def git(*arguments: str) -> str:
+        command = ["git", "-C", str(path), *arguments]
+        return subprocess.run(command, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(path), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        commit = git("rev-parse", "--short", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.CalledProcessError):
         return "?"
     return f"{commit}, with changes" if changed else commit
