@@ -28,6 +28,7 @@ from assistd.api.idempotency import IdempotentRequests
 from assistd.api.middleware import RequestGuard, RequestMetrics
 from assistd.backends.embeddings import EmbeddingBackend, LocalEmbeddings, UpstreamEmbeddings
 from assistd.backends.routing import ModelRouter
+from assistd.backends.routing_config import ConfigError
 from assistd.config import Settings
 from assistd.retrieval.indexer import Indexer
 from assistd.runs.events import EventBus
@@ -180,10 +181,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def embeddings_backend(settings: Settings) -> EmbeddingBackend:
     if settings.embeddings_base_url:
         key = settings.embeddings_api_key.get_secret_value() if settings.embeddings_api_key else None
-        return UpstreamEmbeddings(
-            settings.embeddings_base_url,
-            key,
-            settings.embeddings_model,
-            dimensions=settings.embeddings_dimensions,
-        )
+        try:
+            return UpstreamEmbeddings(
+                settings.embeddings_base_url,
+                key,
+                settings.embeddings_model,
+                dimensions=settings.embeddings_dimensions,
+            )
+        except ValueError as error:
+            raise ConfigError(f"ASSISTD_EMBEDDINGS_BASE_URL: {error}") from None
     return LocalEmbeddings()

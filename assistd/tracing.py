@@ -11,7 +11,7 @@ and a shared no-op object, since they sit on the path of every run.
 
 Traced: HTTP requests (FastAPI's own server spans, named by route template), each execution of a run
 by a worker (``assistd.run``), each model call (``chat MODEL``) and each call of the server's tools
-(``execute_tool NAME``), and HTTP calls to upstream models and embedding servers (httpx). A run's span
+(``execute_tool NAME``), and HTTP calls to upstream models and embedding servers (aiohttp). A run's span
 starts a trace of its own: the worker that executes it may be another process than the one whose
 request created it; ``assistd.run_id`` finds it.
 """
@@ -247,7 +247,7 @@ def setup() -> None:
     for exporter in exporters:
         provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
-    _instrument_httpx()
+    _instrument_upstream_calls()
     _provider = provider
     _tracer = provider.get_tracer("assistd", __version__)
     logger.info(
@@ -286,17 +286,19 @@ def _exporter(name: str) -> SpanExporter | None:
     return exporter
 
 
-def _instrument_httpx() -> None:
+def _instrument_upstream_calls() -> None:
     """Calls to upstream models and embedding servers: a client span each, and the trace context in
-    their headers, so an upstream that traces joins the trace."""
+    their headers, so an upstream that traces joins the trace. Their aiohttp sessions are made by the
+    first request (``backends/http.py``), after this."""
     try:
-        from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+        from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
     except ImportError:
         logger.info(
-            "opentelemetry-instrumentation-httpx is not installed: calls to upstream models get no spans"
+            "opentelemetry-instrumentation-aiohttp-client is not installed: calls to upstream models get "
+            "no spans"
         )
         return
-    HTTPXClientInstrumentor().instrument()
+    AioHttpClientInstrumentor().instrument()
 
 
 async def shutdown() -> None:

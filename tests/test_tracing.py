@@ -294,7 +294,7 @@ def test_requests_runs_model_calls_and_tools_are_traced(
     # sent the trace context, so that its own spans would join the trace.
     [request] = _children(spans, _one(spans, name="chat upstream-model"))
     assert request["kind"] == CLIENT_KIND
-    assert request["scope"] == "opentelemetry.instrumentation.httpx"
+    assert request["scope"] == "opentelemetry.instrumentation.aiohttp_client"
     [headers] = receiver.upstream_headers
     version, trace_id, parent_id, _flags = headers["traceparent"].split("-")
     assert (version, trace_id, parent_id) == ("00", request["trace_id"], request["span_id"])

@@ -18,9 +18,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-import httpx
-
+from assistd import wirejson
 from assistd.backends.base import BackendError
+from assistd.backends.http import TIMEOUT_ERRORS, TRANSPORT_ERRORS, UpstreamHttp, upstream_url
 
 Kind = Literal["query", "passage"]
 BATCH = 8  # texts per call into the model: bounds the memory of one call
@@ -93,27 +93,29 @@ class UpstreamEmbeddings:
         self, base_url: str, api_key: str | None, model: str, *, dimensions: int, timeout: float = 120.0
     ) -> None:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._client = httpx.AsyncClient(base_url=base_url.rstrip("/"), headers=headers, timeout=timeout)
+        self._url = upstream_url(base_url, "/embeddings")
+        self._http = UpstreamHttp(headers, timeout=timeout, connect_timeout=timeout)
         self._model = model
         self.dimensions = dimensions
 
     async def embed(self, texts: Sequence[str], *, kind: Kind = "query", model: str = "") -> Embedded:
+        body = {"model": self._model, "input": list(texts), "encoding_format": "float"}
         try:
-            response = await self._client.post(
-                "/embeddings", json={"model": self._model, "input": list(texts), "encoding_format": "float"}
-            )
-        except httpx.TimeoutException:
+            async with await self._http.post(
+                self._url, wirejson.dumps(body), {"Content-Type": "application/json"}
+            ) as response:
+                if response.status != 200:
+                    raise BackendError(f"the embeddings upstream answered {response.status}", status=502)
+                payload = wirejson.loads(await response.read())
+        except TIMEOUT_ERRORS:
             raise BackendError("the embeddings upstream timed out", status=504) from None
-        except httpx.TransportError as error:
+        except TRANSPORT_ERRORS as error:
             raise BackendError(
                 f"cannot reach the embeddings upstream: {type(error).__name__}", status=502
             ) from None
-        if response.status_code != 200:
-            raise BackendError(f"the embeddings upstream answered {response.status_code}", status=502)
-        payload = response.json()
         data = sorted(payload["data"], key=lambda item: item["index"])
         usage = payload.get("usage") or {}
         return Embedded([item["embedding"] for item in data], int(usage.get("prompt_tokens", 0)))
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()

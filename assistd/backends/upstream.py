@@ -60,9 +60,9 @@ Errors (``BackendError``: code, HTTP status)
     * an error event in the stream, or a stream that ends without a finish reason: 502.
 
 Timeouts
-    ``connect_timeout`` to open a connection; ``timeout`` between two reads (and for writes and for a
-    free pooled connection), so an upstream that hangs before or in the middle of an answer fails
-    with a 504 instead of holding the run forever, while a long answer that keeps streaming is fine.
+    ``connect_timeout`` to open a connection; ``timeout`` between two reads (and for a free pooled
+    connection), so an upstream that hangs before or in the middle of an answer fails with a 504
+    instead of holding the run forever, while a long answer that keeps streaming is fine (``http.py``).
 
 Cancellation
     Cancelling the consuming task, or closing the generator, closes the HTTP response at once. A
@@ -88,7 +88,8 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
+from multidict import CIMultiDictProxy
 
 from assistd import __version__, wirejson
 from assistd.backends.base import (
@@ -104,6 +105,15 @@ from assistd.backends.base import (
     Usage,
     parse_logprobs,
 )
+from assistd.backends.http import (
+    CONNECT_ERRORS,
+    TIMEOUT_ERRORS,
+    TRANSPORT_ERRORS,
+    UpstreamHttp,
+    describe,
+    display_url,
+    upstream_url,
+)
 from assistd.backends.tokens import DEFAULT_ENCODING, count_chat_tokens, count_text_tokens
 
 logger = logging.getLogger("assistd.backends")
@@ -118,7 +128,7 @@ RETRY_AFTER_MAX = 30.0  # the longest wait an upstream may ask for; longer ones 
 DRAIN_TIMEOUT = 2.0  # how long to wait for the end of a response after [DONE]
 ERROR_BODY_LIMIT = 64 * 1024  # bytes of an error response read to find its message
 MESSAGE_LIMIT = 1000  # characters of an upstream's message passed on
-_JSON = {"Content-Type": "application/json"}  # the request body's type (it is encoded before httpx)
+_JSON = {"Content-Type": "application/json"}  # the request body's type (it is encoded before aiohttp)
 
 _REASONS: dict[str, FinishReason] = {
     "stop": "stop",
@@ -132,8 +142,7 @@ _REASONS: dict[str, FinishReason] = {
 class UpstreamBackend:
     """Implements ``ChatBackend`` on an OpenAI-compatible ``/chat/completions``.
 
-    ``encoding`` is the tokenizer ``count_tokens`` uses (see ``tokens.py``); ``transport`` replaces
-    the network, for tests.
+    ``encoding`` is the tokenizer ``count_tokens`` uses (see ``tokens.py``).
     """
 
     def __init__(
@@ -145,17 +154,14 @@ class UpstreamBackend:
         connect_timeout: float = 10.0,
         max_retries: int = 2,
         headers: Mapping[str, str] | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
         encoding: str = DEFAULT_ENCODING,
     ) -> None:
         if timeout <= 0 or connect_timeout <= 0 or max_retries < 0:
             raise ValueError("timeouts must be positive and max_retries at least 0")
-        url = httpx.URL(base_url.rstrip("/") + "/chat/completions")
-        if url.scheme not in {"http", "https"} or not url.host:
-            raise ValueError(f"the upstream base URL must be http(s)://host[:port][/path], not {base_url!r}")
+        url = upstream_url(base_url, "/chat/completions")
         count_text_tokens("", encoding)  # an unknown encoding fails now, not on the first request
         self.url = url
-        self.display_url = str(url.copy_with(username=None, password=None, query=None))
+        self.display_url = display_url(url)
         self._secrets = [s for s in (api_key, url.password) if s]
         self._timeout = timeout
         self._max_retries = max_retries
@@ -163,26 +169,22 @@ class UpstreamBackend:
         request_headers = {"User-Agent": f"assistd/{__version__}", **(headers or {})}
         if api_key:
             request_headers["Authorization"] = f"Bearer {api_key}"
-        # One client for every request: its pool keeps connections to the upstream alive between
-        # calls. ``timeout`` bounds each read (the gap between two chunks), not the whole answer.
-        self._client = httpx.AsyncClient(
-            headers=request_headers,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            transport=transport,
-        )
+        # One pool for every request: it keeps connections to the upstream alive between calls.
+        # ``timeout`` bounds each read (the gap between two chunks), not the whole answer.
+        self._http = UpstreamHttp(request_headers, timeout=timeout, connect_timeout=connect_timeout)
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
         return count_chat_tokens(messages, self._encoding)
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        await self._http.aclose()
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
         response = await self._open(request_body(request))
         # The response is read right here rather than by a generator of its own: every layer of
         # async generators between the socket and the client costs each token another resumption.
         assembler = _Assembler(request.logprob_alternatives)
-        if response.headers.get("content-type", "").startswith("application/json"):
+        if response.content_type == "application/json":
             blocks = _whole_completion(response)
         else:
             blocks = _sse_blocks(response)
@@ -200,10 +202,10 @@ class UpstreamBackend:
             if done:
                 await _drain(blocks)  # before Finish, as a consumer may stop reading at Finish
             yield assembler.finish(lambda: self.count_tokens(request.messages), self.display_url)
-        except httpx.TimeoutException as exc:
+        except TIMEOUT_ERRORS as exc:
             raise self._timeout_error() from exc
-        except httpx.HTTPError as exc:
-            message = f"the upstream at {self.display_url} broke off its answer: {_describe(exc)}"
+        except TRANSPORT_ERRORS as exc:
+            message = f"the upstream at {self.display_url} broke off its answer: {describe(exc)}"
             raise self._error(message, status=502) from exc
         finally:
             # Runs at the end, on errors, when the consumer's task is cancelled and when this
@@ -211,11 +213,11 @@ class UpstreamBackend:
             try:
                 await blocks.aclose()
             finally:
-                await response.aclose()
+                _let_go(response)
 
     # --- opening the response, with retries -------------------------------------------------------
 
-    async def _open(self, body: dict[str, Any]) -> httpx.Response:
+    async def _open(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
         """The upstream's streaming response, status 2xx, headers read and body not yet read."""
         attempt = 0
         while True:
@@ -237,34 +239,32 @@ class UpstreamBackend:
             await asyncio.sleep(delay)
             attempt += 1
 
-    async def _attempt(self, body: dict[str, Any]) -> tuple[httpx.Response | None, _Failure | None]:
+    async def _attempt(self, body: dict[str, Any]) -> tuple[aiohttp.ClientResponse | None, _Failure | None]:
         try:
             # Encoded by orjson, before the first byte goes upstream: a prompt of 116 KB takes
-            # json.dumps (what httpx's json= uses) 0.2 ms, orjson 4 us.
-            content = wirejson.dumps(body)
-            request = self._client.build_request("POST", self.url, content=content, headers=_JSON)
-            response = await self._client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-            message = f"could not connect to the upstream at {self.display_url}: {_describe(exc)}"
+            # json.dumps 0.2 ms, orjson 4 us.
+            response = await self._http.post(self.url, wirejson.dumps(body), _JSON)
+        except CONNECT_ERRORS as exc:
+            message = f"could not connect to the upstream at {self.display_url}: {describe(exc)}"
             return None, _Failure(self._error(message, status=502), retry=True)
-        except httpx.TimeoutException as exc:
+        except TIMEOUT_ERRORS as exc:
             # The upstream took the request and went quiet: retrying would only wait that long again.
             raise self._timeout_error() from exc
-        except httpx.TransportError as exc:
+        except TRANSPORT_ERRORS as exc:
             # Dropped before any answer (say, a keep-alive connection the upstream had just closed):
             # nothing was generated yet, so sending again is safe.
-            message = f"the upstream at {self.display_url} failed: {_describe(exc)}"
+            message = f"the upstream at {self.display_url} failed: {describe(exc)}"
             return None, _Failure(self._error(message, status=502), retry=True)
-        if response.is_success:
+        if 200 <= response.status < 300:
             return response, None
         try:
             return None, await self._status_failure(response)
         finally:
-            await response.aclose()
+            response.close()  # an error body left unread: the connection goes, not back to the pool
 
-    async def _status_failure(self, response: httpx.Response) -> _Failure:
-        status = response.status_code
-        message = _error_message(await _read_limited(response)) or response.reason_phrase or "no message"
+    async def _status_failure(self, response: aiohttp.ClientResponse) -> _Failure:
+        status = response.status
+        message = _error_message(await _read_limited(response)) or response.reason or "no message"
         if status in RETRY_STATUSES:
             return self._retryable_failure(status, message, _retry_after(response.headers))
         if status in INVALID_PROMPT_STATUSES:
@@ -527,21 +527,25 @@ class _EventParser:
         return events
 
 
-async def _sse_blocks(response: httpx.Response) -> AsyncGenerator[list[tuple[str, bytes]], None]:
+async def _sse_blocks(
+    response: aiohttp.ClientResponse,
+) -> AsyncGenerator[list[tuple[str, bytes]], None]:
     """The events of a server-sent event stream (see ``_EventParser``), a list per network read that
     completes any: one resumption of this generator per read, however many tokens it brings."""
     parser = _EventParser()
-    async for block in response.aiter_bytes():
+    async for block in response.content.iter_any():
         if events := parser.feed(block):
             yield events
     if events := parser.close():
         yield events
 
 
-async def _whole_completion(response: httpx.Response) -> AsyncGenerator[list[tuple[str, bytes]], None]:
+async def _whole_completion(
+    response: aiohttp.ClientResponse,
+) -> AsyncGenerator[list[tuple[str, bytes]], None]:
     """A server that ignored ``stream: true`` sent one completion: it is read as one chunk whose
     delta is the whole message."""
-    data = await response.aread()
+    data = await response.read()
     try:
         payload = wirejson.loads(data)
     except json.JSONDecodeError:
@@ -559,7 +563,7 @@ async def _whole_completion(response: httpx.Response) -> AsyncGenerator[list[tup
 async def _drain(blocks: AsyncGenerator[list[tuple[str, bytes]], None]) -> None:
     """Reads what follows ``[DONE]`` (normally just the end of the body) so that the connection goes
     back to the pool; an upstream that keeps the response open past that only loses its connection."""
-    with contextlib.suppress(TimeoutError, httpx.HTTPError):
+    with contextlib.suppress(TimeoutError, *TRANSPORT_ERRORS):
         async with asyncio.timeout(DRAIN_TIMEOUT):
             async for _ in blocks:
                 pass
@@ -569,11 +573,20 @@ def _text(data: bytes) -> str:
     return data.decode("utf-8", errors="replace")
 
 
-async def _read_limited(response: httpx.Response) -> str:
+def _let_go(response: aiohttp.ClientResponse) -> None:
+    """Done with ``response``: a connection read to its end goes back to the pool; one that was not
+    is closed, which is how the upstream learns to stop generating."""
+    if response.content.at_eof():
+        response.release()
+    else:
+        response.close()
+
+
+async def _read_limited(response: aiohttp.ClientResponse) -> str:
     """The start of an error response's body; a huge one is not read whole."""
     body = bytearray()
-    with contextlib.suppress(httpx.HTTPError):
-        async for part in response.aiter_bytes():
+    with contextlib.suppress(*TRANSPORT_ERRORS):
+        async for part in response.content.iter_any():
             body += part
             if len(body) >= ERROR_BODY_LIMIT:
                 break
@@ -598,7 +611,7 @@ def _error_message(text: str) -> str:
     return found if isinstance(found, str) else json.dumps(found)
 
 
-def _retry_after(headers: httpx.Headers) -> float | None:
+def _retry_after(headers: CIMultiDictProxy[str]) -> float | None:
     """The wait an upstream asks for: ``retry-after-ms`` (OpenAI's), or ``retry-after`` in seconds or
     as an HTTP date."""
     with contextlib.suppress(ValueError):
@@ -614,8 +627,3 @@ def _retry_after(headers: httpx.Headers) -> float | None:
     with contextlib.suppress(TypeError, ValueError):
         return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
     return None
-
-
-def _describe(exc: httpx.HTTPError) -> str:
-    """An httpx error as words: some (a bare timeout) have an empty message."""
-    return str(exc) or type(exc).__name__
