@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
-from assistd.backends.base import Chunk, Finish
+from assistd.backends.base import Accepted, Chunk, Finish
 from assistd.runs import states
 from assistd.store import queue
 from assistd.store.database import Database
@@ -65,7 +65,7 @@ async def measured(backend: str, chunks: AsyncIterator[Chunk]) -> AsyncIterator[
     first = True
     try:
         async for chunk in chunks:
-            if first:
+            if first and not isinstance(chunk, Accepted):  # the model's first output, not its 200
                 MODEL_FIRST_CHUNK_SECONDS.labels(backend).observe(time.perf_counter() - started)
                 first = False
             if isinstance(chunk, Finish):

@@ -27,7 +27,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 from assistd import __version__
-from assistd.backends.base import ChatRequest, Chunk, Finish
+from assistd.backends.base import Accepted, ChatRequest, Chunk, Finish
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -163,7 +163,7 @@ async def model_call(
                     chunk = await anext(chunks)
                 except StopAsyncIteration:
                     return
-            if first:
+            if first and not isinstance(chunk, Accepted):  # the model's first output, not its 200
                 call.add_event("first chunk")
                 first = False
             if isinstance(chunk, Finish):

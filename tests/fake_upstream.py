@@ -28,6 +28,9 @@ chosen by the request's ``model``:
 * ``late-S``: no status line for S seconds (or until the client goes away), then answers as ``echo``.
 * ``hang-mid``: one content chunk, then nothing until the client goes away.
 * ``error-mid``: one content chunk, then an ``{"error": ...}`` data line, and the stream ends.
+* ``error-first``: status 200 and the role chunk, then the ``{"error": ...}`` data line, no content.
+* ``gated``: status 200 and the role chunk at once; the rest of ``echo``'s answer waits until
+  ``POST /release`` (or the client leaves).
 * ``slow`` / ``slow-S``: one chunk every 0.2 s for 30 s / for S seconds.
 * ``tools``: a call of the request's first tool, arguments ``{"query": <last user message>}`` sent
   in three fragments, finish reason ``tool_calls``.
@@ -38,8 +41,10 @@ chosen by the request's ``model``:
 
 ``GET /stats`` answers the counters since the last ``POST /reset``: ``requests`` per model,
 ``disconnects`` per model (streams or waits that the client left before their end), ``completed``
-per model (answers sent to their end), ``authorization`` (every Authorization header seen, in order)
-and ``last_body`` per model. ``GET /health`` answers 200 once the server is up.
+per model (answers sent to their end), ``authorization`` (every Authorization header seen, in order),
+``proxied`` (the Host and Proxy-Authorization headers of each request sent to it as to a proxy)
+and ``last_body`` per model. ``GET /health`` answers 200 once the server is up. ``POST /release``
+opens the gate of every ``gated`` answer, those waiting and the next ones, until ``POST /reset``.
 """
 
 from __future__ import annotations
@@ -74,8 +79,10 @@ class Stats:
     disconnects: Counter[str] = field(default_factory=Counter)
     completed: Counter[str] = field(default_factory=Counter)
     authorization: list[str] = field(default_factory=list)
+    proxied: list[list[str]] = field(default_factory=list)
     last_body: dict[str, Any] = field(default_factory=dict)
     flaky_seen: set[str] = field(default_factory=set)
+    gate: asyncio.Event = field(default_factory=asyncio.Event)
 
     def clear(self) -> None:
         self.__init__()  # type: ignore[misc]
@@ -86,6 +93,7 @@ class Stats:
             "disconnects": dict(self.disconnects),
             "completed": dict(self.completed),
             "authorization": self.authorization,
+            "proxied": self.proxied,
             "last_body": self.last_body,
         }
 
@@ -185,7 +193,9 @@ async def _watched(model: str, parts: AsyncIterator[bytes]) -> AsyncIterator[byt
             stats.disconnects[model] += 1
 
 
-def _text_answer(body: dict[str, Any], pieces: list[str], delay: float = 0.0) -> Response:
+def _text_answer(
+    body: dict[str, Any], pieces: list[str], delay: float = 0.0, gate: asyncio.Event | None = None
+) -> Response:
     answer = Answer(body)
     if not body.get("stream"):
         stats.completed[answer.model] += 1
@@ -194,6 +204,8 @@ def _text_answer(body: dict[str, Any], pieces: list[str], delay: float = 0.0) ->
 
     async def parts() -> AsyncIterator[bytes]:
         yield _sse(answer.chunk({"role": "assistant", "content": "", "refusal": None}))
+        if gate is not None:
+            await gate.wait()
         for piece in pieces:
             if delay:
                 await asyncio.sleep(delay)
@@ -283,12 +295,13 @@ async def _hang(request: Request, model: str, seconds: float = HANG_LIMIT_S) -> 
     return False
 
 
-def _one_chunk_then(body: dict[str, Any], then: str) -> Response:
+def _one_chunk_then(body: dict[str, Any], then: str, *, content: bool = True) -> Response:
     answer = Answer(body)
 
     async def parts() -> AsyncIterator[bytes]:
         yield _sse(answer.chunk({"role": "assistant", "content": ""}))
-        yield _sse(answer.chunk({"content": "Partial"}))
+        if content:
+            yield _sse(answer.chunk({"content": "Partial"}))
         if then == "error":
             yield _sse({"error": {"message": "the fake upstream broke down", "type": "server_error"}})
             return
@@ -335,6 +348,8 @@ async def chat_completions(request: Request) -> Response:
     authorization = request.headers.get("authorization", "")
     stats.requests[model] += 1
     stats.authorization.append(authorization)
+    if request.headers.get("proxy-authorization") is not None:
+        stats.proxied.append([request.headers["host"], request.headers["proxy-authorization"]])
     stats.last_body[model] = body
     echoed = f"the fake upstream failed (you sent Authorization: {authorization or 'nothing'})"
 
@@ -371,6 +386,10 @@ async def chat_completions(request: Request) -> Response:
         return _one_chunk_then(body, "hang")
     if model == "error-mid":
         return _one_chunk_then(body, "error")
+    if model == "error-first":
+        return _one_chunk_then(body, "error", content=False)
+    if model == "gated":
+        return _text_answer(body, _echo_pieces(_last_user_message(body)), gate=stats.gate)
     if match := _SLOW.match(model):
         return _slow(body, float(match.group(1) or SLOW_DURATION_S))
     if model == "tools":
@@ -389,6 +408,11 @@ async def reset(_request: Request) -> Response:
     return JSONResponse({"ok": True})
 
 
+async def release(_request: Request) -> Response:
+    stats.gate.set()
+    return JSONResponse({"ok": True})
+
+
 async def health(_request: Request) -> Response:
     return JSONResponse({"status": "ok"})
 
@@ -398,6 +422,7 @@ app = Starlette(
         Route("/v1/chat/completions", chat_completions, methods=["POST"]),
         Route("/stats", get_stats, methods=["GET"]),
         Route("/reset", reset, methods=["POST"]),
+        Route("/release", release, methods=["POST"]),
         Route("/health", health, methods=["GET"]),
     ]
 )

@@ -16,6 +16,7 @@ the fake (whose Starlette is not in the 1.x SDK's venv): both run under ``SERVER
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import time
@@ -50,6 +51,8 @@ HANG_BOUND_S = UPSTREAM_TIMEOUT_S * 3 + 5
 QUICK_BOUND_S = 10.0
 DISCONNECT_WAIT_S = 5.0
 WEATHER = function_tool("get_weather", "Weather for a city")
+PROXIED_HOST = "upstream.invalid"  # E's upstream: reached only through its proxy, the fake
+PROXY_USER, PROXY_PASSWORD = "proxy-user", "proxy-secret"
 
 
 # -- the processes ------------------------------------------------------------------------------------
@@ -101,6 +104,10 @@ class FakeUpstream:
     def reset(self) -> None:
         httpx.post(f"{self.url}/reset", timeout=5).raise_for_status()
 
+    def release(self) -> None:
+        """Lets every ``gated`` answer go on."""
+        httpx.post(f"{self.url}/release", timeout=5).raise_for_status()
+
     def requests(self, model: str) -> int:
         return int(self.stats()["requests"].get(model, 0))
 
@@ -122,7 +129,7 @@ class Setup:
     relay: Server  # B: upstream = A, pass-through
     configured: Server  # C: TOML config, upstream = the fake (timeout 2 s, 1 retry, TOML_KEY)
     env_keyed: Server  # D: ASSISTD_UPSTREAM_* = the fake with ENV_KEY, pass-through
-    mapped: Server  # E: ASSISTD_UPSTREAM_BASE_URL = the fake, ASSISTD_DEFAULT_MODEL=echo
+    mapped: Server  # E: ASSISTD_UPSTREAM_BASE_URL = the fake through HTTP_PROXY, ASSISTD_DEFAULT_MODEL=echo
     fake: FakeUpstream
     refused_url: str  # C's "refused" model goes here: nothing listens
 
@@ -174,9 +181,16 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             "ASSISTD_DEFAULT_MODEL": "",
         },
     )
+    # E reaches the fake as its HTTP proxy, with credentials, under a name that resolves nowhere.
+    proxy = f"http://{PROXY_USER}:{PROXY_PASSWORD}@127.0.0.1:{fake.port}"
     mapped = Server(
         data_dir=root / "e",
-        env={"ASSISTD_UPSTREAM_BASE_URL": f"{fake.url}/v1", "ASSISTD_DEFAULT_MODEL": "echo"},
+        env={
+            "ASSISTD_UPSTREAM_BASE_URL": f"http://{PROXIED_HOST}/v1",
+            "ASSISTD_DEFAULT_MODEL": "echo",
+            **{name: proxy for name in ("HTTP_PROXY", "http_proxy")},
+            **{name: "" for name in ("NO_PROXY", "no_proxy")},
+        },
     )
     processes: list[Server | FakeUpstream] = [fake, scripted, relay, configured, env_keyed, mapped]
     try:
@@ -445,6 +459,41 @@ def test_error_event_mid_stream_reaches_the_client(setup: Setup, fake: FakeUpstr
     assert fake.requests("error-mid") == 1, "a half-streamed answer is never replayed"
 
 
+def test_a_stream_starts_at_the_upstreams_status_not_at_its_first_token(
+    setup: Setup, fake: FakeUpstream
+) -> None:
+    """assistd's status line and headers go out once the upstream has answered 200, while the model
+    still works on its first token: the SDK's stream opens while the gated fake holds the answer
+    back. (Were they to wait for the first token, C's 2 s upstream timeout would end it in a 504.)"""
+    pieces: list[str] = []
+    with sdk(setup.configured) as client:
+        stream = client.chat.completions.create(model="gated", messages=user("open up"), stream=True)
+        assert fake.stats()["completed"].get("gated") is None  # the answer is still held back
+        fake.release()
+        read_text(stream, pieces)
+    assert "".join(pieces) == "Echo: open up"
+    assert fake.stats()["completed"]["gated"] == 1
+
+
+def test_error_event_before_any_token_ends_a_stream_that_has_started(
+    setup: Setup, fake: FakeUpstream
+) -> None:
+    """After the upstream's 200 a failure is one of the answer: the stream has started (status 200),
+    and the error arrives in it as OpenAI sends one, not retried."""
+    pieces: list[str] = []
+    with sdk(setup.configured) as client:
+        response = client.chat.completions.with_raw_response.create(
+            model="error-first", messages=user("go on"), stream=True
+        )
+        assert response.status_code == 200
+        with pytest.raises(openai.APIError) as info:
+            read_text(response.parse(), pieces)
+    assert not isinstance(info.value, openai.APIStatusError)
+    assert pieces == []
+    assert "the fake upstream broke down" in info.value.message
+    assert fake.requests("error-first") == 1
+
+
 UNUSUAL_TEXT = "Line\u2028 paragraph\u2029 next\u0085line done"  # tests/fake_upstream.py's
 
 
@@ -637,6 +686,17 @@ def test_default_model_names_the_upstream_model(setup: Setup, fake: FakeUpstream
     assert answer.choices[0].message.content == "Echo: mapped"
     assert answer.model == "gpt-4o"  # the name the client asked for
     assert fake.stats()["last_body"]["echo"]["model"] == "echo"
+
+
+def test_the_environments_proxy_carries_upstream_calls(setup: Setup, fake: FakeUpstream) -> None:
+    """HTTP_PROXY (with its credentials) is honoured, as NO_PROXY exempts nothing: E's upstream host
+    exists nowhere but in the request the proxy (the fake) is sent."""
+    with sdk(setup.mapped) as client:
+        answer = client.chat.completions.create(model="gpt-4o", messages=user("via proxy"), stream=True)
+        text = "".join(chunk.choices[0].delta.content or "" for chunk in answer if chunk.choices)
+    assert text == "Echo: via proxy"
+    credentials = base64.b64encode(f"{PROXY_USER}:{PROXY_PASSWORD}".encode()).decode()
+    assert fake.stats()["proxied"] == [[PROXIED_HOST, f"Basic {credentials}"]]
 
 
 # -- known gaps (kept last: what they leave running must not disturb the tests above) -----------------

@@ -43,20 +43,19 @@ async def create_chat_completion(request: Request, body: ChatCompletionCreate, s
             return json_response(await until_disconnected(request, service.complete(chat)))
 
         chunks = service.chunks(chat)
-        # The first chunk that depends on the model comes before the response starts, so that a model
-        # that cannot answer at all (upstream down, rate limited) gets its HTTP status, not a 200.
-        opening = [await anext(chunks)]
+        # The first chunk comes once the model has taken the request (services/chat.py), and the
+        # response starts with it: a model that cannot answer at all (upstream down, rate limited)
+        # gets its HTTP status, not a 200, and an upstream that has answered its 200 has assistd's
+        # status line and headers on their way while it works on its first token.
         try:
-            opening.append(await until_disconnected(request, anext(chunks)))
-        except StopAsyncIteration:
-            pass
+            first = await until_disconnected(request, anext(chunks))
         except BaseException:
             await chunks.aclose()
             raise
     except ClientDisconnected:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     return _EventStream(
-        _relay(opening, chunks, chat.choices - 1),
+        _relay(first, chunks, chat.choices - 1),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -69,18 +68,16 @@ async def create_chat_completion(request: Request, body: ChatCompletionCreate, s
 
 
 async def _relay(
-    opening: list[dict[str, Any]], chunks: AsyncGenerator[dict[str, Any], None], last_choice: int
+    first: dict[str, Any], chunks: AsyncGenerator[dict[str, Any], None], last_choice: int
 ) -> AsyncIterator[bytes]:
-    pending = [_data(chunk) for chunk in opening]
+    pending = [_data(first)]  # the role chunk, which no client needs before the text that follows it
     try:
-        if not _finishes(opening[-1], last_choice):
+        async for chunk in chunks:
+            pending.append(_data(chunk))
+            if _finishes(chunk, last_choice):
+                break
             yield b"".join(pending)
             pending = []
-            async for chunk in chunks:
-                if _finishes(chunk, last_choice):
-                    pending.append(_data(chunk))
-                    break
-                yield _data(chunk)
         # After the last choice's finish only the usage chunk can follow, and nothing in it waits on
         # the model (the backend's stream has ended): it is not worth a write of its own.
         pending += [_data(chunk) async for chunk in chunks]

@@ -120,7 +120,15 @@ class Finish:
     usage: Usage
 
 
-Chunk = TextDelta | ToolCallDelta | Finish
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The model has taken the request and its answer follows: a failure from here on is one of the
+    answer, no longer a refusal of the request. Optional, at most once, before any delta. The upstream
+    backend yields it when the upstream's 2xx status arrives, so that a relayed stream can start its
+    response (status and headers) while the model still works on its first token."""
+
+
+Chunk = Accepted | TextDelta | ToolCallDelta | Finish
 
 
 ErrorCode = Literal["server_error", "rate_limit_exceeded", "invalid_prompt"]
@@ -191,7 +199,8 @@ class BackendError(Exception):
 
 class ChatBackend(Protocol):
     def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        """Yields deltas, then exactly one ``Finish``. Raises ``BackendError``. Cancelling the consuming
+        """Yields deltas, then exactly one ``Finish`` (and may yield ``Accepted`` first). Raises
+        ``BackendError``. Cancelling the consuming
         task must stop the model call."""
         ...
 

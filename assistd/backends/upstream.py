@@ -93,6 +93,7 @@ from multidict import CIMultiDictProxy
 
 from assistd import __version__, wirejson
 from assistd.backends.base import (
+    Accepted,
     BackendError,
     ChatRequest,
     Chunk,
@@ -189,6 +190,7 @@ class UpstreamBackend:
         else:
             blocks = _sse_blocks(response)
         try:
+            yield Accepted()
             done = False
             async for events in blocks:
                 for kind, data in events:

@@ -287,7 +287,7 @@ class RunExecutor:
                 await self._on_text(run, chunk.text)
             elif isinstance(chunk, ToolCallDelta):
                 await self._on_tool_call(run, chunk)
-            else:
+            elif isinstance(chunk, Finish):
                 finish = chunk
         if finish is None:
             raise BackendError("The model's answer ended before it was complete.")

@@ -151,7 +151,7 @@ class ChatService:
                     choice.tokens += chunk.logprobs
                 elif isinstance(chunk, ToolCallDelta):
                     _add_call_fragment(choice, chunk)
-                else:
+                elif isinstance(chunk, Finish):
                     finish = chunk
             assert finish is not None  # the backend contract: a stream ends with exactly one Finish
             usage = _add(usage, finish.usage, first=index == 0)
@@ -185,14 +185,23 @@ class ChatService:
 
     async def chunks(self, chat: PreparedChat) -> AsyncGenerator[dict[str, Any], None]:
         """The answer as stream chunks: per choice a role chunk, deltas and a finish chunk; then, if
-        asked for, the usage chunk. Backend errors propagate to the caller. The last choice's finish
-        chunk comes when its backend stream has ended: what follows it waits on no model, and the
-        relay (api/chat.py) sends it all in one write."""
+        asked for, the usage chunk. Backend errors propagate to the caller.
+
+        A choice's role chunk comes once its model has taken the request (``Accepted``) or has said
+        something, so the first chunk tells the relay (api/chat.py) that its response can start: a
+        model that refuses the request before that gets its own HTTP status, not a 200. The last
+        choice's finish chunk comes when its backend stream has ended: what follows it waits on no
+        model, and the relay sends it all in one write."""
         usage = Usage(0, 0)
         usage_field = {"usage": None} if chat.include_usage else {}
         for index in range(chat.choices):
-            yield self._chunk(chat, index, {"role": "assistant", "content": "", "refusal": None}, usage_field)
+            role: dict[str, Any] | None = self._chunk(
+                chat, index, {"role": "assistant", "content": "", "refusal": None}, usage_field
+            )
             async for piece in chat.target.stream(chat.request):
+                if role is not None:
+                    yield role
+                    role = None
                 if isinstance(piece, TextDelta):
                     text = {"content": piece.text}
                     yield self._chunk(chat, index, text, usage_field, tokens=piece.logprobs)
@@ -201,7 +210,7 @@ class ChatService:
                         yield self._chunk(chat, index, {"function_call": _function_delta(piece)}, usage_field)
                 elif isinstance(piece, ToolCallDelta):
                     yield self._chunk(chat, index, {"tool_calls": [_call_delta(piece)]}, usage_field)
-                else:
+                elif isinstance(piece, Finish):
                     usage = _add(usage, piece.usage, first=index == 0)
                     reason: str = piece.reason
                     if chat.legacy_functions and reason == "tool_calls":
