@@ -16,9 +16,11 @@ the fake (whose Starlette is not in the 1.x SDK's venv): both run under ``SERVER
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -123,6 +125,72 @@ class FakeUpstream:
             time.sleep(0.05)
 
 
+class ClosingUpstream:
+    """A raw HTTP/1.1 upstream that answers one streamed completion per connection and says
+    keep-alive, then closes the connection, unanswered, when a second request comes on it: what
+    llama.cpp's server does (it closes after each streamed answer), without the race of when."""
+
+    ANSWER = "pong"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.answered = 0
+        self.dropped = 0
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    def start(self) -> ClosingUpstream:
+        self._thread.start()
+        serve = asyncio.start_server(self._serve, "127.0.0.1", self.port)
+        self._server = asyncio.run_coroutine_threadsafe(serve, self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        self._server.close()
+        connections = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in connections:
+            task.cancel()
+        await asyncio.gather(*connections, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for request in range(2):
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+                if request == 1:
+                    self.dropped += 1
+                    return
+                writer.write(self._response())
+                await writer.drain()
+                self.answered += 1
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()  # also when cancelled at the end
+
+    def _response(self) -> bytes:
+        frame = {"id": "chatcmpl-closing", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+        events = [
+            {**frame, "choices": [{"index": 0, "delta": {"role": "assistant", "content": self.ANSWER}}]},
+            {**frame, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        ]
+        body = b"".join(b"data: " + json.dumps(event).encode() + b"\n\n" for event in events)
+        body += b"data: [DONE]\n\n"
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nKeep-Alive: timeout=5, max=100\r\n"
+        return head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+
+
 @dataclass
 class Setup:
     scripted: Server  # A: the scripted model
@@ -132,9 +200,10 @@ class Setup:
     mapped: Server  # E: ASSISTD_UPSTREAM_BASE_URL = the fake through HTTP_PROXY, ASSISTD_DEFAULT_MODEL=echo
     fake: FakeUpstream
     refused_url: str  # C's "refused" model goes here: nothing listens
+    closing: ClosingUpstream  # C's "closing" model goes here, with max_retries 0
 
 
-def _config(fake: FakeUpstream, refused_port: int) -> str:
+def _config(fake: FakeUpstream, refused_port: int, closing: ClosingUpstream) -> str:
     return f"""
 [backends.up]
 type = "openai"
@@ -150,9 +219,19 @@ timeout = {UPSTREAM_TIMEOUT_S}
 connect_timeout = {UPSTREAM_TIMEOUT_S}
 max_retries = {MAX_RETRIES}
 
+[backends.closing]
+type = "openai"
+base_url = "http://127.0.0.1:{closing.port}/v1"
+timeout = {UPSTREAM_TIMEOUT_S}
+max_retries = 0
+
 [[models]]
 name = "refused"
 backend = "down"
+
+[[models]]
+name = "closing"
+backend = "closing"
 
 [[models]]
 name = "*"
@@ -166,7 +245,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     fake = FakeUpstream(root / "fake.log")
     refused_port = free_port()
     config = root / "models.toml"
-    config.write_text(_config(fake, refused_port), encoding="utf-8")
+    closing = ClosingUpstream().start()
+    config.write_text(_config(fake, refused_port, closing), encoding="utf-8")
     scripted = Server(data_dir=root / "a")
     relay = Server(
         data_dir=root / "b",
@@ -198,11 +278,19 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             for future in [pool.submit(process.start) for process in processes]:
                 future.result()
         yield Setup(
-            scripted, relay, configured, env_keyed, mapped, fake, f"http://127.0.0.1:{refused_port}/v1"
+            scripted,
+            relay,
+            configured,
+            env_keyed,
+            mapped,
+            fake,
+            f"http://127.0.0.1:{refused_port}/v1",
+            closing,
         )
     finally:
         for process in processes:
             process.stop()
+        closing.stop()
 
 
 @pytest.fixture
@@ -522,6 +610,19 @@ def test_unusual_but_valid_server_sent_events_are_read(setup: Setup, fake: FakeU
         lines = [line for line in response.iter_lines() if line.startswith("data: {")]
     pieces = [json.loads(line[6:])["choices"][0]["delta"].get("content") for line in lines]
     assert "".join(piece for piece in pieces if piece) == UNUSUAL_TEXT
+
+
+def test_a_pooled_connection_the_upstream_closed_is_sent_again_at_once(setup: Setup) -> None:
+    """The upstream closes each connection after its answer, unanswered when the next request comes
+    on it; C's backend for it has max_retries 0, so only the resend on a new connection (at once, and
+    not counted as a retry) answers the second and third calls."""
+    with sdk(setup.configured) as client:
+        for _ in range(3):
+            stream = client.chat.completions.create(model="closing", messages=user("ping"), stream=True)
+            text, _calls, reasons, _usage = collect(stream)
+            assert (text, reasons) == ("pong", ["stop"])
+    assert setup.closing.answered == 3
+    assert setup.closing.dropped == 2  # the second and third requests went first to a closed connection
 
 
 def test_connection_refused_is_502_quickly(setup: Setup) -> None:

@@ -40,7 +40,9 @@ Usage
     per delta.
 
 Retries
-    Connect errors (refused, DNS, connect timeout), a connection dropped before any answer, and
+    A connection dropped before any answer is first sent again at once, and not counted: it is most
+    often a pooled connection the upstream closed just then (llama.cpp's server closes each after a
+    streamed answer). Connect errors (refused, DNS, connect timeout), a connection dropped again, and
     statuses 429, 500, 502, 503 and 504 are retried up to ``max_retries`` times, after 0.5 s, 1 s,
     2 s ... (capped at 8 s, plus up to 20% jitter so that many runs do not retry in lockstep), or
     after the upstream's ``retry-after-ms`` / ``retry-after`` when it sends one. An upstream that asks
@@ -222,6 +224,7 @@ class UpstreamBackend:
     async def _open(self, body: dict[str, Any]) -> aiohttp.ClientResponse:
         """The upstream's streaming response, status 2xx, headers read and body not yet read."""
         attempt = 0
+        resent = False
         while True:
             response, failure = await self._attempt(body)
             if response is not None:
@@ -231,6 +234,12 @@ class UpstreamBackend:
                 body = {**body, "max_completion_tokens": body["max_tokens"]}
                 del body["max_tokens"]
                 continue  # a different request, not a retry
+            if failure.dropped and not resent:
+                # Most likely a pooled connection that the upstream closed as the request went out:
+                # llama.cpp's server closes its connection after each streamed answer, though it says
+                # keep-alive. Sent again at once on a new connection, and not counted as a retry.
+                resent = True
+                continue
             delay = self._retry_delay(failure, attempt)
             if delay is None:
                 raise failure.error
@@ -256,7 +265,7 @@ class UpstreamBackend:
             # Dropped before any answer (say, a keep-alive connection the upstream had just closed):
             # nothing was generated yet, so sending again is safe.
             message = f"the upstream at {self.display_url} failed: {describe(exc)}"
-            return None, _Failure(self._error(message, status=502), retry=True)
+            return None, _Failure(self._error(message, status=502), retry=True, dropped=True)
         if 200 <= response.status < 300:
             return response, None
         try:
@@ -351,6 +360,7 @@ class _Failure:
     retry: bool = False
     retry_after: float | None = None  # seconds the upstream asked us to wait
     rename_max_tokens: bool = False  # a reasoning model wants max_completion_tokens
+    dropped: bool = False  # the connection closed before any answer
 
 
 def request_body(request: ChatRequest) -> dict[str, Any]:
