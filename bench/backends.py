@@ -2,7 +2,7 @@
 model's speed.
 
 Run: ``.venv/bin/python bench/backends.py [--requests N] [--rounds R] [--paced-requests M]
-[--embedded-requests K] [--skip-embedded] [--baseline DIR]``
+[--embedded-requests K] [--model-requests L] [--llama-threads T] [--skip-embedded] [--baseline DIR]``
 
 (a) Relay overhead. The upstream is ``tests/fake_upstream.py`` (a Starlette app served by uvicorn, as
 its own process, with the same uvicorn settings as assistd), whose model ``chunks-64`` answers 64
@@ -32,6 +32,17 @@ embedded SmolLM2-135M. One warm-up request loads the model; then K streamed requ
 with ``max_tokens=128``, one at a time. Reported: completion tokens (from the usage chunk), time to
 the first token, decode speed = (completion tokens - 1) / (last token - first token), and end to end
 = completion tokens / (last token - request sent). There is no floor for this part.
+
+(c) Relay overhead against a real model: llama.cpp's own server (``bench/llama_server.py``: the
+xllamacpp wheel's, with the same SmolLM2-135M, one slot, its default threads) as the upstream, called
+directly and through an assistd configured with it, in alternating rounds as in (a). The tutorial's
+math tutor (a system and a user message, about 60 prompt tokens), streamed, ``max_tokens`` 32,
+temperature 0, twice: as a new conversation, each request's prompt starting with a number of its own
+so that llama.cpp cannot reuse its cache of an earlier one; and the same prompt every time, which
+llama.cpp answers from its cache, the fastest first token a real model gives (a conversation's next
+turn is like it). llama.cpp takes as many threads as it likes unless ``--llama-threads`` says; on a
+small machine they then share the cores with assistd and the client, which a model on its own GPU or
+host does not. Needs what (b) needs; ``--skip-embedded`` skips both.
 """
 
 from __future__ import annotations
@@ -78,21 +89,18 @@ EMBEDDED_PROMPT = "Write a short story about a robot who learns to paint. Use si
 EMBEDDED_MAX_TOKENS = 128
 EMBEDDED_TIMEOUT_S = 300.0
 BASELINE = "baseline"
+# (c): the tutorial's math tutor.
+TUTOR_INSTRUCTIONS = "You are a personal math tutor. Write and run code to answer math questions."
+TUTOR = [
+    {"role": "system", "content": TUTOR_INSTRUCTIONS},
+    {"role": "user", "content": "I need to solve the equation `3x + 11 = 14`. Can you help me?"},
+]
+MODEL_MAX_TOKENS = 32
+MODEL_WARMUP = 3
 
 
 class BenchError(RuntimeError):
     pass
-
-
-def body(model: str, *, stream: bool) -> bytes:
-    payload: dict[str, Any] = {
-        "model": model,
-        "messages": [{"role": "user", "content": "Count for me, please."}],
-        "stream": stream,
-    }
-    if stream:
-        payload["stream_options"] = {"include_usage": True}
-    return json.dumps(payload).encode()
 
 
 def client(url: str, timeout: float = REQUEST_TIMEOUT_S) -> httpx.AsyncClient:
@@ -170,11 +178,30 @@ class Mode:
     stream: bool
     requests: int
     sides: dict[str, Side] = field(default_factory=dict)  # by target: "direct", "assistd", BASELINE
+    expected: str | None = EXPECTED  # every answer's text; None: any text but none
+    prompt: list[dict[str, str]] = field(
+        default_factory=lambda: [{"role": "user", "content": "Count for me, please."}]
+    )
+    options: dict[str, Any] = field(default_factory=dict)  # more request fields
+    # Each request's first message starts with a number of its own, so that a real model's server
+    # cannot reuse its cache of an earlier prompt that starts the same.
+    numbered: bool = False
+    sent: int = 0
+
+    def content(self) -> bytes:
+        self.sent += 1
+        messages = [dict(message) for message in self.prompt]
+        if self.numbered:
+            messages[0]["content"] = f"({self.sent}) {messages[0]['content']}"
+        payload: dict[str, Any] = {"model": self.model, "messages": messages, "stream": self.stream}
+        if self.stream:
+            payload["stream_options"] = {"include_usage": True}
+        return json.dumps({**payload, **self.options}).encode()
 
 
 async def batch(http: httpx.AsyncClient, mode: Mode, count: int, side: Side | None) -> None:
-    content = body(mode.model, stream=mode.stream)
     for _ in range(count):
+        content = mode.content()
         if mode.stream:
             answer = await stream_once(http, content)
             text = answer.text
@@ -185,7 +212,7 @@ async def batch(http: httpx.AsyncClient, mode: Mode, count: int, side: Side | No
             elapsed, text = await whole_once(http, content)
             if side is not None:
                 side.first.append(elapsed)
-        if text != EXPECTED:
+        if text != mode.expected and (mode.expected is not None or not text):
             raise BenchError(f"{mode.label}: unexpected answer {text[:200]!r}")
 
 
@@ -387,6 +414,33 @@ def fake_upstream(root: Path) -> ServerProcess:
     )
 
 
+def llama_server(root: Path, threads: int | None = None) -> ServerProcess:
+    """llama.cpp's server with the default SmolLM2 (``bench/llama_server.py``; not started yet)."""
+    port = free_port()
+    command = [sys.executable, str(REPO / "bench" / "llama_server.py"), "--port", str(port)]
+    command += [] if threads is None else ["--threads", str(threads)]
+    return ServerProcess("llama-server", command, base_env(), root / "llama.log", port)
+
+
+def relay_to_llama_server(root: Path, modes: list[Mode], rounds: int, threads: int | None) -> str | None:
+    """(c): ``modes`` measured against llama.cpp's server, directly and through assistd; what went
+    wrong, if anything."""
+    upstream = llama_server(root, threads)
+    with running(upstream):
+        env = {"ASSISTD_UPSTREAM_BASE_URL": f"{upstream.url}/v1", "ASSISTD_DEFAULT_MODEL": ""}
+        relay = assistd_server(root, env, name="assistd-llama")
+        with running(relay):
+            print(f"llama.cpp server on {upstream.url}, assistd on {relay.url}", file=sys.stderr, flush=True)
+            servers = {"direct": upstream, "assistd": relay}
+            try:
+                asyncio.run(measure_relay(servers, modes, warmup=MODEL_WARMUP, rounds=rounds))
+            except (BenchError, httpx.HTTPError) as error:
+                report_log(relay, always=True)
+                return f"{type(error).__name__}: {error}"
+            report_log(relay, always=False)
+    return None
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=300, help="(a) measured requests per mode per target")
@@ -394,7 +448,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=30, help="(a) warm-up requests per mode per target")
     parser.add_argument("--rounds", type=int, default=10, help="(a) alternating rounds per mode")
     parser.add_argument("--embedded-requests", type=int, default=5, help="(b) measured requests")
-    parser.add_argument("--skip-embedded", action="store_true", help="skip (b)")
+    parser.add_argument("--model-requests", type=int, default=40, help="(c) measured requests per prompt")
+    parser.add_argument(
+        "--llama-threads", type=int, default=None, help="(c) llama.cpp's threads (default: its own choice)"
+    )
+    parser.add_argument("--skip-embedded", action="store_true", help="skip (b) and (c)")
     parser.add_argument(
         "--baseline",
         type=Path,
@@ -404,7 +462,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.baseline is not None and not (args.baseline / "assistd" / "__main__.py").is_file():
         parser.error(f"--baseline {args.baseline}: not a checkout of assistd")
-    if min(args.requests, args.paced_requests, args.rounds, args.embedded_requests) < 1 or args.warmup < 0:
+    counts = (args.requests, args.paced_requests, args.rounds, args.embedded_requests, args.model_requests)
+    if min(counts) < 1 or args.warmup < 0:
         parser.error("counts must be at least 1 (--warmup at least 0)")
     return args
 
@@ -422,6 +481,28 @@ def main(argv: list[str] | None = None) -> None:
             args.paced_requests,
         ),
     ]
+    model_modes = [
+        Mode(
+            "llama.cpp server, SmolLM2-135M, math tutor prompt new, streamed",
+            "smollm2",
+            True,
+            args.model_requests,
+            expected=None,
+            prompt=TUTOR,
+            options={"max_tokens": MODEL_MAX_TOKENS, "temperature": 0},
+            numbered=True,
+        ),
+        Mode(
+            "llama.cpp server, SmolLM2-135M, math tutor prompt cached, streamed",
+            "smollm2",
+            True,
+            args.model_requests,
+            expected=None,
+            prompt=TUTOR,
+            options={"max_tokens": MODEL_MAX_TOKENS, "temperature": 0},
+        ),
+    ]
+    model_relay_error: str | None = None
     embedded: Embedded | None = None
     skipped = "skipped (--skip-embedded)" if args.skip_embedded else embedded_missing()
     with tempfile.TemporaryDirectory(prefix="assistd-bench-backends-") as tmp:
@@ -447,6 +528,9 @@ def main(argv: list[str] | None = None) -> None:
                 raise
             for server in relays:
                 report_log(server, always=False)
+
+        if skipped is None:
+            model_relay_error = relay_to_llama_server(root, model_modes, args.rounds, args.llama_threads)
 
         if skipped is None:
             server = assistd_server(root, {"ASSISTD_DEFAULT_MODEL": ""}, name="assistd-embedded")
@@ -490,6 +574,22 @@ def main(argv: list[str] | None = None) -> None:
             "\ndecode = (completion tokens - 1) / (last token - first token); end to end = completion "
             "tokens / (last token - request sent).\n"
         )
+    print("(c) Upstream relay: llama.cpp's server with a real model called directly vs through assistd\n")
+    if skipped is not None:
+        print(f"Skipped: {skipped}.\n")
+    elif model_relay_error is not None:
+        print(f"Failed: {model_relay_error}\n")
+    else:
+        threads = "its own number of" if args.llama_threads is None else str(args.llama_threads)
+        print(
+            f"llama.cpp with {threads} threads; "
+            f"{args.model_requests} measured requests per prompt per target, max_tokens {MODEL_MAX_TOKENS}, "
+            f'temperature 0, after {MODEL_WARMUP} warm-up requests. "new": each prompt starts with a '
+            'number of its own, so none is read from llama.cpp\'s cache; "cached": the same prompt every '
+            "time.\n"
+        )
+        print(relay_table(model_modes))
+        print("\nratio = through assistd / direct (goal <= 1.05); own overhead = through assistd - direct.\n")
     print(f"Took {time.monotonic() - started:.0f} s.")
 
 
