@@ -55,6 +55,7 @@ DISCONNECT_WAIT_S = 5.0
 WEATHER = function_tool("get_weather", "Weather for a city")
 PROXIED_HOST = "upstream.invalid"  # E's upstream: reached only through its proxy, the fake
 PROXY_USER, PROXY_PASSWORD = "proxy-user", "proxy-secret"
+BASIC_USER, BASIC_PASSWORD = "basic-user", "basic-secret"  # in the base URL of C's "basic" backend
 
 
 # -- the processes ------------------------------------------------------------------------------------
@@ -229,9 +230,18 @@ max_retries = 0
 name = "refused"
 backend = "down"
 
+[backends.basic]
+type = "openai"
+base_url = "http://{BASIC_USER}:{BASIC_PASSWORD}@127.0.0.1:{fake.port}/v1"
+
 [[models]]
 name = "closing"
 backend = "closing"
+
+[[models]]
+name = "basic"
+backend = "basic"
+model = "echo"
 
 [[models]]
 name = "*"
@@ -787,6 +797,14 @@ def test_default_model_names_the_upstream_model(setup: Setup, fake: FakeUpstream
     assert answer.choices[0].message.content == "Echo: mapped"
     assert answer.model == "gpt-4o"  # the name the client asked for
     assert fake.stats()["last_body"]["echo"]["model"] == "echo"
+
+
+def test_credentials_in_the_base_url_go_as_basic_auth(setup: Setup, fake: FakeUpstream) -> None:
+    with sdk(setup.configured) as client:
+        answer = client.chat.completions.create(model="basic", messages=user("who goes there"))
+    assert answer.choices[0].message.content == "Echo: who goes there"
+    credentials = base64.b64encode(f"{BASIC_USER}:{BASIC_PASSWORD}".encode()).decode()
+    assert fake.stats()["authorization"] == [f"Basic {credentials}"]
 
 
 def test_the_environments_proxy_carries_upstream_calls(setup: Setup, fake: FakeUpstream) -> None:

@@ -199,9 +199,8 @@ class BackendError(Exception):
 
 class ChatBackend(Protocol):
     def stream(self, request: ChatRequest) -> AsyncIterator[Chunk]:
-        """Yields deltas, then exactly one ``Finish`` (and may yield ``Accepted`` first). Raises
-        ``BackendError``. Cancelling the consuming
-        task must stop the model call."""
+        """Yields deltas, then exactly one ``Finish``; may yield ``Accepted`` first. Raises
+        ``BackendError``. Cancelling the consuming task must stop the model call."""
         ...
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:

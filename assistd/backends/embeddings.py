@@ -20,7 +20,13 @@ from typing import Any, Literal, Protocol
 
 from assistd import wirejson
 from assistd.backends.base import BackendError
-from assistd.backends.http import TIMEOUT_ERRORS, TRANSPORT_ERRORS, UpstreamHttp, upstream_url
+from assistd.backends.http import (
+    TIMEOUT_ERRORS,
+    TRANSPORT_ERRORS,
+    UpstreamHttp,
+    split_credentials,
+    upstream_url,
+)
 
 Kind = Literal["query", "passage"]
 BATCH = 8  # texts per call into the model: bounds the memory of one call
@@ -92,8 +98,9 @@ class UpstreamEmbeddings:
     def __init__(
         self, base_url: str, api_key: str | None, model: str, *, dimensions: int, timeout: float = 120.0
     ) -> None:
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._url = upstream_url(base_url, "/embeddings")
+        self._url, headers = split_credentials(upstream_url(base_url, "/embeddings"))
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
         self._http = UpstreamHttp(headers, timeout=timeout, connect_timeout=timeout)
         self._model = model
         self.dimensions = dimensions

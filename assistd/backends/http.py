@@ -48,6 +48,15 @@ def upstream_url(base_url: str, path: str) -> URL:
     return url
 
 
+def split_credentials(url: URL) -> tuple[URL, dict[str, str]]:
+    """``url`` without its user and password, and the Basic ``Authorization`` header they stand for
+    (none without them). An API key's Bearer header, sent too, replaces it."""
+    if url.user is None and url.password is None:
+        return url, {}
+    basic = aiohttp.BasicAuth(url.user or "", url.password or "")
+    return url.with_user(None), {"Authorization": basic.encode()}
+
+
 def display_url(url: URL) -> str:
     """``url`` as errors and logs show it: without credentials or query."""
     return str(url.with_user(None).with_query(None))

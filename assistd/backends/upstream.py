@@ -115,6 +115,7 @@ from assistd.backends.http import (
     UpstreamHttp,
     describe,
     display_url,
+    split_credentials,
     upstream_url,
 )
 from assistd.backends.tokens import DEFAULT_ENCODING, count_chat_tokens, count_text_tokens
@@ -163,13 +164,13 @@ class UpstreamBackend:
             raise ValueError("timeouts must be positive and max_retries at least 0")
         url = upstream_url(base_url, "/chat/completions")
         count_text_tokens("", encoding)  # an unknown encoding fails now, not on the first request
-        self.url = url
         self.display_url = display_url(url)
         self._secrets = [s for s in (api_key, url.password) if s]
         self._timeout = timeout
         self._max_retries = max_retries
         self._encoding = encoding
-        request_headers = {"User-Agent": f"assistd/{__version__}", **(headers or {})}
+        self.url, basic = split_credentials(url)
+        request_headers = {"User-Agent": f"assistd/{__version__}", **basic, **(headers or {})}
         if api_key:
             request_headers["Authorization"] = f"Bearer {api_key}"
         # One pool for every request: it keeps connections to the upstream alive between calls.
