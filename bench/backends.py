@@ -483,24 +483,16 @@ def main(argv: list[str] | None = None) -> None:
     ]
     model_modes = [
         Mode(
-            "llama.cpp server, SmolLM2-135M, math tutor prompt new, streamed",
+            f"llama.cpp server, SmolLM2-135M, math tutor prompt {kind}, streamed",
             "smollm2",
             True,
             args.model_requests,
             expected=None,
             prompt=TUTOR,
             options={"max_tokens": MODEL_MAX_TOKENS, "temperature": 0},
-            numbered=True,
-        ),
-        Mode(
-            "llama.cpp server, SmolLM2-135M, math tutor prompt cached, streamed",
-            "smollm2",
-            True,
-            args.model_requests,
-            expected=None,
-            prompt=TUTOR,
-            options={"max_tokens": MODEL_MAX_TOKENS, "temperature": 0},
-        ),
+            numbered=kind == "new",
+        )
+        for kind in ("new", "cached")
     ]
     model_relay_error: str | None = None
     embedded: Embedded | None = None
