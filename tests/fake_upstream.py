@@ -21,7 +21,8 @@ chosen by the request's ``model``:
 * ``always-429``: 429 with ``retry-after: 0``, every time.
 * ``always-500``: 500, every time; the message echoes the Authorization header it got, as careless
   servers do, so that tests can check that assistd scrubs it.
-* ``status-NNN``: that status, with the same echoing message.
+* ``status-NNN``: that status, with the same echoing message (and for 3xx a ``location`` header
+  naming ``/v1/chat/completions`` again).
 * ``leak-edge``: 500 whose message puts the API key (the Authorization header without "Bearer ")
   right across the 1000th character.
 * ``hang``: never answers (not even the status line) until the client goes away.
@@ -371,7 +372,10 @@ async def chat_completions(request: Request) -> Response:
     if model == "always-500":
         return _error(500, echoed)
     if match := _STATUS.match(model):
-        return _error(int(match.group(1)), echoed, "invalid_request_error")
+        status = int(match.group(1))
+        # A redirect goes to the same path: followed, the POST would come back as a GET (405).
+        moved = {"location": "/v1/chat/completions"} if 300 <= status < 400 else {}
+        return _error(status, echoed, "invalid_request_error", **moved)
     if model == "leak-edge":
         key = authorization.removeprefix("Bearer ")
         return _error(500, "x" * LEAK_OFFSET + key + " was the key you sent")

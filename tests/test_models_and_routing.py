@@ -289,6 +289,10 @@ def test_broken_config_files_stop_the_server(tmp_path: Path) -> None:
     unknown_backend = tmp_path / "unknown-backend.toml"
     unknown_backend.write_text('[[models]]\nname = "gpt-*"\nbackend = "ollama"\n', encoding="utf-8")
     missing = tmp_path / "missing.toml"
+    relative_url = tmp_path / "relative-url.toml"
+    relative_url.write_text(
+        '[backends.up]\ntype = "openai"\nbase_url = "localhost:11434/v1"\n', encoding="utf-8"
+    )
     scripted = {"ASSISTD_DEFAULT_MODEL": "scripted"}
     assert_refused(
         {
@@ -303,6 +307,15 @@ def test_broken_config_files_stop_the_server(tmp_path: Path) -> None:
             "missing-file": (
                 {**scripted, "ASSISTD_CONFIG": str(missing)},
                 ["assistd:", "cannot read ASSISTD_CONFIG", str(missing)],
+            ),
+            # Base URLs without a scheme: refused at the start, not with a 500 at the first request.
+            "base-url-in-file": (
+                {**scripted, "ASSISTD_CONFIG": str(relative_url)},
+                ["assistd:", str(relative_url), "must be http(s)://host", "'localhost:11434/v1'"],
+            ),
+            "base-url-in-env": (
+                {**scripted, "ASSISTD_UPSTREAM_BASE_URL": "ftp://models.example/v1"},
+                ["assistd: ASSISTD_UPSTREAM_BASE_URL", "must be http(s)://host", "'ftp://models.example/v1'"],
             ),
         },
         tmp_path,

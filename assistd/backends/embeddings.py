@@ -24,7 +24,6 @@ from assistd.backends.http import (
     TIMEOUT_ERRORS,
     TRANSPORT_ERRORS,
     UpstreamHttp,
-    split_credentials,
     upstream_url,
 )
 
@@ -98,10 +97,9 @@ class UpstreamEmbeddings:
     def __init__(
         self, base_url: str, api_key: str | None, model: str, *, dimensions: int, timeout: float = 120.0
     ) -> None:
-        self._url, headers = split_credentials(upstream_url(base_url, "/embeddings"))
-        if api_key:
-            headers["Authorization"] = f"Bearer {api_key}"
-        self._http = UpstreamHttp(headers, timeout=timeout, connect_timeout=timeout)
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        url = upstream_url(base_url, "/embeddings")
+        self._http = UpstreamHttp(url, headers, timeout=timeout, connect_timeout=timeout)
         self._model = model
         self.dimensions = dimensions
 
@@ -109,7 +107,7 @@ class UpstreamEmbeddings:
         body = {"model": self._model, "input": list(texts), "encoding_format": "float"}
         try:
             async with await self._http.post(
-                self._url, wirejson.dumps(body), {"Content-Type": "application/json"}
+                wirejson.dumps(body), {"Content-Type": "application/json"}
             ) as response:
                 if response.status != 200:
                     raise BackendError(f"the embeddings upstream answered {response.status}", status=502)

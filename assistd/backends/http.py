@@ -8,16 +8,26 @@ with a parser in C and plain asyncio. It is the transport the openai SDK itself 
 (``openai[aiohttp]``).
 
 Timeouts
-    ``connect_timeout`` to open a connection; ``timeout`` to get one from the pool, and between two
-    reads of an answer, from the moment the request is sent: an upstream that hangs before its status
-    line or in the middle of an answer fails with ``TIMEOUT_ERRORS``, while a long answer that keeps
-    streaming does not.
+    ``connect_timeout`` to open a connection (name lookup, proxy tunnel and TLS included); ``timeout``
+    between two reads of an answer, from the moment the request is sent: an upstream that hangs
+    before its status line or in the middle of an answer fails with ``TIMEOUT_ERRORS``, while a long
+    answer that keeps streaming does not. The pool has no limit: a streamed answer holds its
+    connection for as long as it streams, and a limit would queue the next answers behind it.
+
+Redirects
+    Not followed, as with httpx before: a 301 from an http:// base URL to https:// would turn the
+    POST into a GET. The status is reported as the upstream's answer.
 
 Proxies
-    ``HTTP_PROXY``, ``HTTPS_PROXY`` and ``NO_PROXY`` (or their lower-case forms) are honoured, as httpx
-    did before, but read once per upstream rather than by aiohttp's ``trust_env`` on every request:
-    that looks up the environment and ``~/.netrc`` in two trips to a thread each time, 0.1 ms on the
-    path of every call. Credentials in ``~/.netrc`` are not used; put them in the API key setting.
+    ``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY`` and ``NO_PROXY`` (or their lower-case forms) are
+    honoured, as httpx did, but read once per upstream rather than by aiohttp's ``trust_env`` on every
+    request: that looks up the environment and ``~/.netrc`` in two trips to a thread each time, 0.9 ms
+    on the path of every call. A proxy without a scheme is taken as http://. Credentials in
+    ``~/.netrc`` are not used; put them in the API key setting or the base URL.
+
+TLS
+    Certificates are checked against the system's store (Python's default context), which
+    ``SSL_CERT_FILE`` and ``SSL_CERT_DIR`` can point elsewhere; httpx used the certifi bundle.
 
 Sessions
     An aiohttp session belongs to the event loop it was made in, and backends are made before the
@@ -48,15 +58,6 @@ def upstream_url(base_url: str, path: str) -> URL:
     return url
 
 
-def split_credentials(url: URL) -> tuple[URL, dict[str, str]]:
-    """``url`` without its user and password, and the Basic ``Authorization`` header they stand for
-    (none without them). An API key's Bearer header, sent too, replaces it."""
-    if url.user is None and url.password is None:
-        return url, {}
-    basic = aiohttp.BasicAuth(url.user or "", url.password or "")
-    return url.with_user(None), {"Authorization": basic.encode()}
-
-
 def display_url(url: URL) -> str:
     """``url`` as errors and logs show it: without credentials or query."""
     return str(url.with_user(None).with_query(None))
@@ -68,40 +69,66 @@ def describe(error: BaseException) -> str:
 
 
 class UpstreamHttp:
-    """One upstream's connection pool and its settings: default ``headers`` on every request."""
+    """HTTP to one upstream endpoint, ``url``: its connection pool, its default ``headers``, its proxy.
 
-    def __init__(self, headers: Mapping[str, str], *, timeout: float, connect_timeout: float) -> None:
-        self._headers = dict(headers)
-        self._timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeout, sock_connect=connect_timeout, sock_read=timeout
-        )
+    Credentials in ``url`` go as a Basic ``Authorization`` header, which one in ``headers`` (an API
+    key's Bearer) replaces. ValueError for a proxy setting that is not an http(s) URL.
+    """
+
+    def __init__(
+        self, url: URL, headers: Mapping[str, str], *, timeout: float, connect_timeout: float
+    ) -> None:
+        self.url = url.with_user(None)
+        basic = {}
+        if url.user is not None or url.password is not None:
+            basic["Authorization"] = aiohttp.BasicAuth(url.user or "", url.password or "").encode()
+        self._headers = {**basic, **headers}
+        self._proxy, credentials = _environment_proxy(self.url)
+        self._proxy_headers: dict[str, str] | None = None
+        if credentials is not None and self.url.scheme == "https":
+            self._proxy_headers = {"Proxy-Authorization": credentials}  # on the tunnel's CONNECT
+        elif credentials is not None:
+            # Plain HTTP goes to the proxy as it is: the header is the request's own. (aiohttp puts
+            # ``proxy_headers`` only on a tunnel's CONNECT, and its ``proxy_auth`` is deprecated.)
+            self._headers["Proxy-Authorization"] = credentials
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
-        # By origin: the proxy of its requests and the proxy's credentials, if any.
-        self._proxies: dict[URL, tuple[URL | None, aiohttp.BasicAuth | None]] = {}
 
-    async def post(
-        self, url: URL, body: bytes, headers: Mapping[str, str] | None = None
-    ) -> aiohttp.ClientResponse:
-        """The answer to ``POST url``, its status line and headers read and its body not yet: the
+    async def post(self, body: bytes, headers: Mapping[str, str] | None = None) -> aiohttp.ClientResponse:
+        """The answer to a POST of ``body``, its status line and headers read and its body not yet: the
         caller reads it and then releases or closes it."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(headers=self._headers, timeout=self._timeout)
-        origin = url.origin()
-        if origin not in self._proxies:
-            self._proxies[origin] = _environment_proxy(url)
-        proxy, proxy_auth = self._proxies[origin]
-        return await self._session.post(url, data=body, headers=headers, proxy=proxy, proxy_auth=proxy_auth)
+            self._session = aiohttp.ClientSession(
+                headers=self._headers, timeout=self._timeout, connector=aiohttp.TCPConnector(limit=0)
+            )
+        return await self._session.post(
+            self.url,
+            data=body,
+            headers=headers,
+            proxy=self._proxy,
+            proxy_headers=self._proxy_headers,
+            allow_redirects=False,
+        )
 
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
 
 
-def _environment_proxy(url: URL) -> tuple[URL | None, aiohttp.BasicAuth | None]:
-    """The proxy that the environment names for ``url`` (``HTTPS_PROXY`` for https, ...), unless
-    ``NO_PROXY`` exempts its host, and the credentials in its URL."""
-    named = urllib.request.getproxies().get(url.scheme)
-    if named is None or url.host is None or urllib.request.proxy_bypass(url.host):
+def _environment_proxy(url: URL) -> tuple[URL | None, str | None]:
+    """The proxy that the environment names for ``url`` (``HTTPS_PROXY`` for https, ..., else
+    ``ALL_PROXY``), unless ``NO_PROXY`` exempts its host, and the Basic credentials in it."""
+    proxies = urllib.request.getproxies()
+    named = proxies.get(url.scheme) or proxies.get("all")
+    if not named or url.host is None or urllib.request.proxy_bypass(url.host):
         return None, None
-    proxy = URL(named)
-    return proxy.with_user(None), aiohttp.BasicAuth.from_url(proxy)
+    proxy = URL(named if "://" in named else f"http://{named}")
+    if proxy.scheme not in {"http", "https"} or not proxy.host:
+        # Not the value itself: it may hold credentials.
+        raise ValueError(
+            f"the proxy that the environment names for {url.scheme}:// URLs is not an http(s) URL with a "
+            f"host (its scheme: {proxy.scheme!r})"
+        )
+    if proxy.user is None and proxy.password is None:
+        return proxy, None
+    return proxy.with_user(None), aiohttp.BasicAuth(proxy.user or "", proxy.password or "").encode()

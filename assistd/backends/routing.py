@@ -16,8 +16,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from assistd import metrics, tracing
-from assistd.backends.base import ChatBackend, ChatRequest, Chunk
+from assistd.backends.base import BackendError, ChatBackend, ChatRequest, Chunk
 from assistd.backends.routing_config import (
     BackendConfig,
     ConfigError,
@@ -97,7 +99,12 @@ class _Lazy:
 
     def get(self) -> ChatBackend:
         if self.instance is None:
-            self.instance = self._build()
+            try:
+                self.instance = self._build()
+            except ValueError as error:
+                # A setting checked only now (an upstream's proxy from the environment, say): the
+                # operator's to fix, said to the caller in its words, not a bare 500.
+                raise BackendError(f"the model's backend cannot be used: {error}") from error
         return self.instance
 
 
@@ -156,9 +163,13 @@ class ModelRouter:
         backends.update(config.backends)
         if settings.upstream_base_url:
             api_key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
-            backends[UPSTREAM_BACKEND] = OpenAIBackendConfig(
-                type="openai", base_url=settings.upstream_base_url, api_key=api_key
-            )
+            try:
+                backends[UPSTREAM_BACKEND] = OpenAIBackendConfig(
+                    type="openai", base_url=settings.upstream_base_url, api_key=api_key
+                )
+            except ValidationError as error:
+                problem = error.errors()[0]["msg"]
+                raise ConfigError(f"ASSISTD_UPSTREAM_BASE_URL: {problem}") from None
         routes = [_Route.of(route) for route in config.models]
         routes += [_Route(f"{SCRIPTED_MODEL}*", "scripted"), _Route(EMBEDDED_MODEL, "embedded")]
 

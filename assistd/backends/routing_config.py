@@ -34,7 +34,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from assistd.backends.http import upstream_url
 
 
 class ConfigError(Exception):
@@ -53,6 +55,12 @@ class OpenAIBackendConfig(_Strict):
     timeout: float = Field(default=600.0, gt=0)
     connect_timeout: float = Field(default=10.0, gt=0)
     max_retries: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("base_url")
+    @classmethod
+    def _an_http_url(cls, value: str) -> str:
+        upstream_url(value, "")  # ValueError, with what is wrong, unless http(s)://host...
+        return value
 
     def resolved_api_key(self) -> str | None:
         if self.api_key_env:

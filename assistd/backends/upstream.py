@@ -115,7 +115,6 @@ from assistd.backends.http import (
     UpstreamHttp,
     describe,
     display_url,
-    split_credentials,
     upstream_url,
 )
 from assistd.backends.tokens import DEFAULT_ENCODING, count_chat_tokens, count_text_tokens
@@ -169,13 +168,12 @@ class UpstreamBackend:
         self._timeout = timeout
         self._max_retries = max_retries
         self._encoding = encoding
-        self.url, basic = split_credentials(url)
-        request_headers = {"User-Agent": f"assistd/{__version__}", **basic, **(headers or {})}
+        request_headers = {"User-Agent": f"assistd/{__version__}", **(headers or {})}
         if api_key:
             request_headers["Authorization"] = f"Bearer {api_key}"
         # One pool for every request: it keeps connections to the upstream alive between calls.
         # ``timeout`` bounds each read (the gap between two chunks), not the whole answer.
-        self._http = UpstreamHttp(request_headers, timeout=timeout, connect_timeout=connect_timeout)
+        self._http = UpstreamHttp(url, request_headers, timeout=timeout, connect_timeout=connect_timeout)
 
     def count_tokens(self, messages: list[dict[str, Any]]) -> int:
         return count_chat_tokens(messages, self._encoding)
@@ -193,7 +191,10 @@ class UpstreamBackend:
         else:
             blocks = _sse_blocks(response)
         try:
-            yield Accepted()
+            if response.content_type == "text/event-stream":
+                # The upstream has taken the request and streams its answer. (Anything else, a page
+                # that a wrong base URL answers with 200, say, still fails with its own status.)
+                yield Accepted()
             done = False
             async for events in blocks:
                 for kind, data in events:
@@ -255,7 +256,7 @@ class UpstreamBackend:
         try:
             # Encoded by orjson, before the first byte goes upstream: a prompt of 116 KB takes
             # json.dumps 0.2 ms, orjson 4 us.
-            response = await self._http.post(self.url, wirejson.dumps(body), _JSON)
+            response = await self._http.post(wirejson.dumps(body), _JSON)
         except CONNECT_ERRORS as exc:
             message = f"could not connect to the upstream at {self.display_url}: {describe(exc)}"
             return None, _Failure(self._error(message, status=502), retry=True)
