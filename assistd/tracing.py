@@ -13,7 +13,9 @@ Traced: HTTP requests (FastAPI's own server spans, named by route template), eac
 by a worker (``assistd.run``), each model call (``chat MODEL``) and each call of the server's tools
 (``execute_tool NAME``), and HTTP calls to upstream models and embedding servers (aiohttp). A run's span
 starts a trace of its own: the worker that executes it may be another process than the one whose
-request created it; ``assistd.run_id`` finds it.
+request created it, long after it; ``assistd.run_id`` finds it, and it links to the span of the request
+that queued the run (its creation, or the one that gave it its tool outputs), whose traceparent the
+run's row keeps.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import asyncio
 import logging
 import os
 import threading
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +36,8 @@ if TYPE_CHECKING:
 
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.trace import Link, Tracer
     from opentelemetry.trace import Span as OtelSpan
-    from opentelemetry.trace import Tracer
 
 logger = logging.getLogger("assistd.tracing")
 
@@ -81,9 +83,11 @@ class _Recording(Span):
 
     __slots__ = ("_scope", "_span")
 
-    def __init__(self, tracer: Tracer, name: str, attributes: Mapping[str, AttributeValue]) -> None:
+    def __init__(
+        self, tracer: Tracer, name: str, attributes: Mapping[str, AttributeValue], links: Sequence[Link] = ()
+    ) -> None:
         self._scope: AbstractContextManager[OtelSpan] = tracer.start_as_current_span(
-            name, attributes=attributes
+            name, attributes=attributes, links=links
         )
 
     def __enter__(self) -> Span:
@@ -110,11 +114,41 @@ def enabled() -> bool:
     return _tracer is not None
 
 
-def span(name: str, attributes: Mapping[str, AttributeValue] | None = None) -> Span:
-    """A span for a ``with`` block: ``with tracing.span("name", {...}) as span: ...``."""
+def span(
+    name: str, attributes: Mapping[str, AttributeValue] | None = None, *, link: str | None = None
+) -> Span:
+    """A span for a ``with`` block: ``with tracing.span("name", {...}) as span: ...``; ``link``: the
+    traceparent of a span it follows from, in another trace (see ``traceparent``)."""
     if _tracer is None:
         return OFF
-    return _Recording(_tracer, name, attributes or {})
+    return _Recording(_tracer, name, attributes or {}, _links(link))
+
+
+def traceparent() -> str | None:
+    """The current span as a W3C ``traceparent``, to be kept for a span of later work to link to; None
+    while tracing is off or outside any span."""
+    if _tracer is None:
+        return None
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+
+
+def _links(traceparent: str | None) -> list[Link]:
+    """The link to the span ``traceparent`` names; none if it is None or malformed."""
+    if traceparent is None:
+        return []
+    from opentelemetry.trace import Link, SpanContext, TraceFlags
+
+    try:
+        _version, trace_id, span_id, flags = traceparent.split("-")
+        context = SpanContext(int(trace_id, 16), int(span_id, 16), True, TraceFlags(int(flags, 16)))
+    except ValueError:
+        return []
+    return [Link(context)] if context.is_valid else []
 
 
 def tool(name: str, call_id: str) -> Span:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.harness import SERVER_PYTHON, Server
-from tests.run_support import make_sdk, wait_for_run
+from tests.run_support import function_tool, make_sdk, wait_for_run
 
 RUNS_ROUTE = "/v1/threads/{thread_id}/runs"
 SERVER_KIND, CLIENT_KIND = 2, 3  # opentelemetry.proto.trace.v1.Span.SpanKind
@@ -122,6 +122,7 @@ for path in sys.argv[1:]:
                     "attributes": attributes(span.attributes),
                     "status": span.status.code,
                     "events": [event.name for event in span.events],
+                    "links": [[link.trace_id.hex(), link.span_id.hex()] for link in span.links],
                     "scope": scope_spans.scope.name,
                     "resource": resource,
                 })
@@ -208,6 +209,20 @@ def test_requests_runs_model_calls_and_tools_are_traced(
             model="relayed", messages=[{"role": "user", "content": "pass it on"}]
         )
         assert relayed.choices[0].message.content == "relayed"
+
+        calling = client.beta.assistants.create(model="gpt-4o", tools=[function_tool("get_weather")])
+        asking = client.beta.threads.create(
+            messages=[{"role": "user", "content": '/call get_weather {"city": "Paris"}'}]
+        )
+        started = client.beta.threads.runs.create(asking.id, assistant_id=calling.id)
+        paused = wait_for_run(client, asking.id, started.id, lambda run: run.status == "requires_action")
+        assert paused.status == "requires_action"
+        assert paused.required_action is not None
+        [call] = paused.required_action.submit_tool_outputs.tool_calls
+        client.beta.threads.runs.submit_tool_outputs(
+            paused.id, thread_id=asking.id, tool_outputs=[{"tool_call_id": call.id, "output": "sunny"}]
+        )
+        assert wait_for_run(client, asking.id, paused.id).status == "completed"
     assert receiver.received == []  # batched until the end
     server.stop()
     spans = receiver.spans(tmp_path)
@@ -235,7 +250,26 @@ def test_requests_runs_model_calls_and_tools_are_traced(
     }
     assert executed["attributes"]["assistd.project_id"].startswith("proj_")
     assert executed["parent_span_id"] == ""  # a trace of its own: a worker, maybe elsewhere, executes it
+    # ... linked to the span of the request that created the run (FastAPI's span of its endpoint).
+    [endpoint] = [span for span in _children(spans, create) if span["name"] == "fastapi.endpoint"]
+    assert executed["links"] == [[endpoint["trace_id"], endpoint["span_id"]]]
     assert executed["status"] != STATUS_ERROR
+
+    # A run given its tool outputs is executed again: each execution links to the request that queued
+    # it, the run's creation and then the submission of the outputs.
+    executions = [span for span in spans if span["attributes"].get("assistd.run_id") == paused.id]
+    queued_by = [
+        f"/v1/threads/{asking.id}/runs",
+        f"/v1/threads/{asking.id}/runs/{paused.id}/submit_tool_outputs",
+    ]
+    endpoints = []
+    for path in queued_by:
+        [request] = [span for span in spans if span["attributes"].get("url.path") == path]
+        endpoints += [span for span in _children(spans, request) if span["name"] == "fastapi.endpoint"]
+    assert sorted(execution["links"] for execution in executions) == sorted(
+        [[endpoint["trace_id"], endpoint["span_id"]]] for endpoint in endpoints
+    )
+    assert len(executions) == 2
 
     # Under the run: the model's call of file_search, the search, then the model's answer.
     children = _children(spans, executed)

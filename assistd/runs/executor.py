@@ -137,7 +137,7 @@ class RunExecutor:
 
     async def execute(self) -> None:
         attributes = {"assistd.run_id": self.run_id, "assistd.project_id": self.project_id}
-        with tracing.span("assistd.run", attributes) as self.span:
+        with tracing.span("assistd.run", attributes, link=self.claim.trace_parent) as self.span:
             await self._execute()
 
     async def _execute(self) -> None:

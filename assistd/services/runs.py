@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from assistd import tracing
 from assistd.errors import InvalidRequest
 from assistd.ids import Prefix, new_id, now
 from assistd.protocol.common import dump_response_format
@@ -186,6 +187,7 @@ class RunService:
             else options.parallel_tool_calls,
             "response_format": _response_format(options, assistant),
             "reasoning_effort": reasoning_effort,
+            "trace_parent": tracing.traceparent(),
         }
         return await RunRepository(conn, self.scope.project_id).insert(values)
 
@@ -308,7 +310,12 @@ class RunService:
             step.id, {"step_details": details, "status": "completed", "completed_at": now()}
         )
         queued = await states.transition(
-            conn, self.scope.project_id, run_id, expect={"requires_action"}, to="queued"
+            conn,
+            self.scope.project_id,
+            run_id,
+            expect={"requires_action"},
+            to="queued",
+            trace_parent=tracing.traceparent(),
         )
         if completed is None or queued is None:
             raise InvalidRequest(f"Run {run_id} stopped waiting for tool outputs.")

@@ -22,6 +22,7 @@ class Claim:
     project_id: str
     run_id: str
     status: str  # the status the run had when it was claimed
+    trace_parent: str | None = None  # the traceparent of the request that queued it, if traced
 
 
 async def claim(
@@ -40,7 +41,7 @@ async def claim(
         await conn.execute(
             update(runs).where(runs.c.id.in_(to_lease)).values(**lease(worker_id, lease_seconds))
         )
-    return [Claim(project_id=row.project_id, run_id=row.id, status=row.status) for row in rows]
+    return [Claim(row.project_id, row.id, row.status, row.trace_parent) for row in rows]
 
 
 def _claimable() -> Select[Any]:
@@ -52,7 +53,7 @@ def _claimable() -> Select[Any]:
         and_(runs.c.status == "in_progress", runs.c.lease_expires_at < clock),
     )
     return (
-        select(runs.c.id, runs.c.project_id, runs.c.status)
+        select(runs.c.id, runs.c.project_id, runs.c.status, runs.c.trace_parent)
         .where(wanted)
         .order_by(runs.c.seq)
         .limit(bindparam("room"))

@@ -164,6 +164,9 @@ runs = Table(
     Column("lease_expires_at", Float),
     # Not on the wire: how many times a worker took the run over from a worker that died.
     Column("attempts", Integer, nullable=False, server_default="0"),
+    # Not on the wire: the W3C traceparent of the request that queued the run (created it, or gave it
+    # its tool outputs), when tracing is on; the span of the run's execution links to it.
+    Column("trace_parent", String(64)),
     Index("ix_runs_thread_order", "thread_id", "created_at", "seq"),
     Index("ix_runs_status", "status"),
 )
