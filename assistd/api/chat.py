@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 from openai.types.chat import ChatCompletion
-from starlette.types import Receive, Scope, Send
 
 from assistd import wirejson
 from assistd.api.deps import Chat
@@ -18,17 +16,17 @@ from assistd.api.disconnect import (
     CLIENT_CLOSED_REQUEST,
     ClientDisconnected,
     until_disconnected,
-    wait_for_disconnect,
 )
 from assistd.api.errors import backend_error_body
 from assistd.api.responses import json_response
+from assistd.api.streaming import STREAM_END, EventStream
 from assistd.backends.base import BackendError
 from assistd.protocol.chat import ChatCompletionCreate
 
 router = APIRouter(tags=["chat"])
 logger = logging.getLogger("assistd.api")
 
-DONE = b"data: [DONE]\n\n"
+DONE = STREAM_END
 
 
 def _data(chunk: dict[str, Any]) -> bytes:
@@ -54,7 +52,7 @@ async def create_chat_completion(request: Request, body: ChatCompletionCreate, s
             raise
     except ClientDisconnected:
         return Response(status_code=CLIENT_CLOSED_REQUEST)
-    return _EventStream(
+    return EventStream(
         _relay(first, chunks, chat.choices - 1),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -95,62 +93,3 @@ def _finishes(chunk: dict[str, Any], last_choice: int) -> bool:
     """Whether ``chunk`` is the finish chunk of the answer's last choice."""
     choices = chunk["choices"]
     return bool(choices) and choices[0]["finish_reason"] is not None and choices[0]["index"] == last_choice
-
-
-class _EventStream(StreamingResponse):
-    """StreamingResponse, cheaper on the relay's path.
-
-    * The piece that ends with [DONE], the last, ends the body too: uvicorn writes it and the end of
-      the chunked body at once, where StreamingResponse sends an empty message after it, and uvicorn
-      makes another write of that.
-    * A client that leaves stops the stream (and so the model call) as with StreamingResponse, but
-      the task that waits for its ``http.disconnect`` is a plain asyncio task that cancels the stream,
-      not an anyio task group running the stream in a task of its own: the group cost every streamed
-      completion 60 to 85 us of CPU, and one more turn of the event loop before its first byte.
-    """
-
-    _ended = False  # the body's last message is sent (or on its way)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        spec_version = tuple(map(int, scope.get("asgi", {}).get("spec_version", "2.0").split(".")))
-        if scope["type"] != "http" or spec_version >= (2, 4):
-            # ASGI 2.4 servers raise on a send to a client that left; nothing to listen for.
-            await super().__call__(scope, receive, send)
-            return
-        task = asyncio.current_task()
-        assert task is not None
-        left = False
-
-        async def watch() -> None:
-            nonlocal left
-            # After the body, a server's next message is http.disconnect: the client left, or (uvicorn
-            # says so too) the response is complete, which is no reason to cancel anything.
-            await wait_for_disconnect(receive)
-            if not self._ended:
-                left = True
-                task.cancel()
-
-        watcher = asyncio.ensure_future(watch())
-        try:
-            await self.stream_response(send)
-        except asyncio.CancelledError:
-            # Ours if the watcher cancelled and nobody else did: the stream stops, as a client that
-            # left stops a StreamingResponse; the relay's generator has closed the model call.
-            if left and task.uncancel() == 0:
-                return
-            raise
-        finally:
-            # Not awaited: it stops at its next turn (it cannot have run since the stream ended).
-            watcher.cancel()
-            if watcher.done() and not watcher.cancelled():
-                watcher.result()  # a failure of the watcher itself (of receive), as the group raised it
-
-    async def stream_response(self, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
-        async for piece in self.body_iterator:
-            assert isinstance(piece, bytes)  # _relay's
-            self._ended = piece.endswith(DONE)
-            await send({"type": "http.response.body", "body": piece, "more_body": not self._ended})
-        if not self._ended:
-            self._ended = True
-            await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -1,4 +1,5 @@
-"""Server-sent events: a run's events as the SDK reads them, ending with ``done``/``[DONE]``."""
+"""Server-sent events: the response that streams them, and a run's events as the SDK reads them, ending
+with ``done``/``[DONE]``."""
 
 from __future__ import annotations
 
@@ -8,13 +9,17 @@ import logging
 from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from assistd import metrics
+from assistd.api.disconnect import wait_for_disconnect
 from assistd.runs.events import Subscription
 
 logger = logging.getLogger("assistd.api")
 
-DONE = b"event: done\ndata: [DONE]\n\n"
+# How every stream's last piece ends (a run's ``done`` event, Chat Completions' [DONE]).
+STREAM_END = b"data: [DONE]\n\n"
+DONE = b"event: done\n" + STREAM_END
 # A comment line: the SDK's decoder skips it, proxies see traffic. No blank line after it: a blank line
 # ends an event, and the SDK's decoder, which keeps the last ``id:`` it saw, would dispatch an empty
 # event (and fail to parse it) once the stream has had an id.
@@ -37,6 +42,65 @@ STREAM_FAILED = (
 ).encode()
 
 
+class EventStream(StreamingResponse):
+    """Server-sent events: a StreamingResponse, cheaper on the path of every streamed answer.
+
+    * The piece that ends with ``data: [DONE]``, the last, ends the body too: uvicorn writes it and
+      the end of the chunked body at once, where StreamingResponse sends an empty message after it,
+      and uvicorn makes another write of that.
+    * A client that leaves stops the stream (and so the model call) as with StreamingResponse, but
+      the task that waits for its ``http.disconnect`` is a plain asyncio task that cancels the stream,
+      not an anyio task group running the stream in a task of its own: the group cost every streamed
+      completion 60 to 85 us of CPU, and one more turn of the event loop before its first byte.
+    """
+
+    _ended = False  # the body's last message is sent (or on its way)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        spec_version = tuple(map(int, scope.get("asgi", {}).get("spec_version", "2.0").split(".")))
+        if scope["type"] != "http" or spec_version >= (2, 4):
+            # ASGI 2.4 servers raise on a send to a client that left; nothing to listen for.
+            await super().__call__(scope, receive, send)
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        left = False
+
+        async def watch() -> None:
+            nonlocal left
+            # After the body, a server's next message is http.disconnect: the client left, or (uvicorn
+            # says so too) the response is complete, which is no reason to cancel anything.
+            await wait_for_disconnect(receive)
+            if not self._ended:
+                left = True
+                task.cancel()
+
+        watcher = asyncio.ensure_future(watch())
+        try:
+            await self.stream_response(send)
+        except asyncio.CancelledError:
+            # Ours if the watcher cancelled and nobody else did: the stream stops, as a client that
+            # left stops a StreamingResponse; the relay's generator has closed the model call.
+            if left and task.uncancel() == 0:
+                return
+            raise
+        finally:
+            # Not awaited: it stops at its next turn (it cannot have run since the stream ended).
+            watcher.cancel()
+            if watcher.done() and not watcher.cancelled():
+                watcher.result()  # a failure of the watcher itself (of receive), as the group raised it
+
+    async def stream_response(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        async for piece in self.body_iterator:
+            assert isinstance(piece, bytes)
+            self._ended = piece.endswith(STREAM_END)
+            await send({"type": "http.response.body", "body": piece, "more_body": not self._ended})
+        if not self._ended:
+            self._ended = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
 async def _events(subscription: Subscription | None, keepalive_seconds: float) -> AsyncIterator[bytes]:
     if subscription is None:  # a resumed stream with nothing left to send
         yield DONE
@@ -50,15 +114,15 @@ async def _events(subscription: Subscription | None, keepalive_seconds: float) -
             except TimeoutError:
                 yield KEEPALIVE
                 continue
-            yield event.encode()
             if event.final:
-                break
-        yield DONE
+                # The last event and the end go out in one write: nothing comes between them.
+                yield event.encode() + DONE
+                return
+            yield event.encode()
     except Exception:
         # A failure of the stream itself (a run's own failures are thread.run.failed events).
         logger.exception("stream of %s failed", subscription.run_id)
-        yield STREAM_FAILED
-        yield DONE
+        yield STREAM_FAILED + DONE
     finally:
         # Also when the client goes away: the run goes on, only this stream stops.
         subscription.close()
@@ -66,7 +130,7 @@ async def _events(subscription: Subscription | None, keepalive_seconds: float) -
 
 
 def event_stream(subscription: Subscription | None, *, keepalive_seconds: float) -> StreamingResponse:
-    return StreamingResponse(
+    return EventStream(
         _events(subscription, keepalive_seconds),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
