@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -54,6 +54,7 @@ async def create_chat_completion(request: Request, body: ChatCompletionCreate, s
         return Response(status_code=CLIENT_CLOSED_REQUEST)
     return EventStream(
         _relay(first, chunks, chat.choices - 1),
+        on_close=chunks.aclose,  # the model call, should the relay never start
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -67,7 +68,7 @@ async def create_chat_completion(request: Request, body: ChatCompletionCreate, s
 
 async def _relay(
     first: dict[str, Any], chunks: AsyncGenerator[dict[str, Any], None], last_choice: int
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     pending = [_data(first)]  # the role chunk, which no client needs before the text that follows it
     try:
         async for chunk in chunks:
