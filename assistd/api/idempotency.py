@@ -17,6 +17,7 @@ hold new API keys in clear, which are kept nowhere, and its admin key is no proj
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import random
 
@@ -89,9 +90,11 @@ class IdempotentRequests:
             if message["type"] == "http.response.start":
                 content_type = dict(message.get("headers", [])).get(b"content-type", b"")
                 if 200 <= message["status"] < 300 and content_type.startswith(b"text/event-stream"):
-                    # A stream cannot be replayed: say so to retries from its first byte on.
+                    # A stream cannot be replayed: say so to retries from its first byte on. Shielded:
+                    # a client that leaves during the write must not leave the key claimed but not
+                    # remembered, which would answer its retries 409 for the whole retention.
                     streamed = True
-                    await idempotency.remember(database, key_hash, _STREAMED, None, b"")
+                    await asyncio.shield(idempotency.remember(database, key_hash, _STREAMED, None, b""))
                     await send(message)
                     return
             held.append(message)
