@@ -45,7 +45,7 @@ async def _leave_during(stuck_message: str) -> list[str]:
             left.set()
             await asyncio.sleep(STUCK_S)
 
-    response = EventStream(events(), on_close=release, media_type="text/event-stream", headers={})
+    response = EventStream(events(), on_close=release)
     scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}}
     await asyncio.wait_for(response(scope, receive, send), BOUND_S)  # type: ignore[arg-type]
     return happened
@@ -83,7 +83,7 @@ def test_a_stream_read_to_its_end_is_released_once_it_is_sent() -> None:
             sent.append((message["body"], message["more_body"]))  # type: ignore[arg-type]
 
     async def serve() -> None:
-        response = EventStream(events(), on_close=release, media_type="text/event-stream", headers={})
+        response = EventStream(events(), on_close=release)
         scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}}
         await asyncio.wait_for(response(scope, receive, send), BOUND_S)  # type: ignore[arg-type]
 

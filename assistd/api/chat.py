@@ -55,8 +55,6 @@ async def create_chat_completion(request: Request, body: ChatCompletionCreate, s
     return EventStream(
         _relay(first, chunks, chat.choices - 1),
         on_close=chunks.aclose,  # the model call, should the relay never start
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
 
 

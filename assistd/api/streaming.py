@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 from fastapi.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -17,6 +17,8 @@ from assistd.runs.events import Subscription
 
 logger = logging.getLogger("assistd.api")
 
+# Neither a cache nor a proxy (nginx's X-Accel-Buffering) may hold events back.
+_NOT_BUFFERED = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # How every stream's last piece ends (a run's ``done`` event, Chat Completions' [DONE]).
 STREAM_END = b"data: [DONE]\n\n"
 DONE = b"event: done\n" + STREAM_END
@@ -61,14 +63,9 @@ class EventStream(StreamingResponse):
     _ended = False  # the body's last message is sent (or on its way)
 
     def __init__(
-        self,
-        content: AsyncGenerator[bytes, None],
-        *,
-        on_close: Callable[[], Awaitable[None]] | None = None,
-        media_type: str,
-        headers: Mapping[str, str],
+        self, content: AsyncGenerator[bytes, None], *, on_close: Callable[[], Awaitable[None]] | None = None
     ) -> None:
-        super().__init__(content, media_type=media_type, headers=headers)
+        super().__init__(content, media_type="text/event-stream", headers=_NOT_BUFFERED)
         self._generator = content
         self._on_close = on_close
 
@@ -158,9 +155,4 @@ def event_stream(subscription: Subscription | None, *, keepalive_seconds: float)
         if subscription is not None:
             subscription.close()  # again, if the stream's own finally did: that is harmless
 
-    return EventStream(
-        _events(subscription, keepalive_seconds),
-        on_close=unsubscribe,
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return EventStream(_events(subscription, keepalive_seconds), on_close=unsubscribe)
