@@ -106,9 +106,7 @@ class UpstreamEmbeddings:
     async def embed(self, texts: Sequence[str], *, kind: Kind = "query", model: str = "") -> Embedded:
         body = {"model": self._model, "input": list(texts), "encoding_format": "float"}
         try:
-            async with await self._http.post(
-                wirejson.dumps(body), {"Content-Type": "application/json"}
-            ) as response:
+            async with await self._http.post(wirejson.dumps(body)) as response:
                 if response.status != 200:
                     raise BackendError(f"the embeddings upstream answered {response.status}", status=502)
                 payload = wirejson.loads(await response.read())

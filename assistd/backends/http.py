@@ -82,7 +82,7 @@ class UpstreamHttp:
         basic = {}
         if url.user is not None or url.password is not None:
             basic["Authorization"] = aiohttp.BasicAuth(url.user or "", url.password or "").encode()
-        self._headers = {**basic, **headers}
+        self._headers = {"Content-Type": "application/json", **basic, **headers}
         self._proxy, credentials = _environment_proxy(self.url)
         self._proxy_headers: dict[str, str] | None = None
         if credentials is not None and self.url.scheme == "https":
@@ -94,9 +94,9 @@ class UpstreamHttp:
         self._timeout = aiohttp.ClientTimeout(total=None, connect=connect_timeout, sock_read=timeout)
         self._session: aiohttp.ClientSession | None = None
 
-    async def post(self, body: bytes, headers: Mapping[str, str] | None = None) -> aiohttp.ClientResponse:
-        """The answer to a POST of ``body``, its status line and headers read and its body not yet: the
-        caller reads it and then releases or closes it."""
+    async def post(self, body: bytes) -> aiohttp.ClientResponse:
+        """The answer to a POST of ``body``, JSON already encoded, its status line and headers read and
+        its body not yet: the caller reads it and then releases or closes it."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 headers=self._headers, timeout=self._timeout, connector=aiohttp.TCPConnector(limit=0)
@@ -104,7 +104,6 @@ class UpstreamHttp:
         return await self._session.post(
             self.url,
             data=body,
-            headers=headers,
             proxy=self._proxy,
             proxy_headers=self._proxy_headers,
             allow_redirects=False,
